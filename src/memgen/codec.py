@@ -1,0 +1,68 @@
+"""Text <-> token ids for both families: a task tokenizer (gpt2) or the base model's (llama)."""
+import json
+from pathlib import Path
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+
+from .errors import UserError
+
+PAD, EOS, UNK = "<pad>", "<eos>", "<unk>"
+
+
+def build_task_tokenizer(texts, pattern):
+    """A word-level tokenizer over the pieces `pattern` cuts from `texts`; decoding concatenates."""
+    split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+    pieces = sorted({piece for text in texts for piece, _ in split.pre_tokenize_str(text)})
+    vocab = {tok: i for i, tok in enumerate([PAD, EOS, UNK] + pieces)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
+    tokenizer.pre_tokenizer = split
+    tokenizer.decoder = decoders.Fuse()
+    return tokenizer
+
+
+class Codec:
+    """encode / decode / pad and eos ids, the same for a `tokenizers.Tokenizer` or an HF tokenizer."""
+
+    def __init__(self, encode, decode, pad_id, eos_id, prefix_ids=()):
+        self._encode, self._decode = encode, decode
+        self.pad_id, self.eos_id = pad_id, eos_id
+        self.prefix_ids = list(prefix_ids)  # e.g. a BOS token before every prompt
+
+    def prompt_ids(self, text):
+        return self.prefix_ids + self._encode(text)
+
+    def target_ids(self, text):
+        return self._encode(text) + [self.eos_id]
+
+    def decode(self, ids):
+        ids = list(ids)
+        if self.eos_id in ids:
+            ids = ids[: ids.index(self.eos_id)]
+        return self._decode(ids)
+
+    @classmethod
+    def from_task_tokenizer(cls, tokenizer):
+        return cls(lambda t: tokenizer.encode(t).ids, tokenizer.decode,
+                   tokenizer.token_to_id(PAD), tokenizer.token_to_id(EOS))
+
+    @classmethod
+    def from_hf(cls, tokenizer):
+        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        return cls(lambda t: tokenizer.encode(t, add_special_tokens=False),
+                   lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+                   pad, tokenizer.eos_token_id, bos)
+
+
+def load_task_tokenizer(path):
+    path = Path(path)
+    try:
+        return Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises a bare Exception for a broken file
+        if not path.exists():
+            raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
+        raise UserError(f"{path}: not a readable tokenizer ({str(err).splitlines()[0]})") from None
+
+
+def vocab_of(tokenizer):
+    return json.loads(tokenizer.to_str())["model"]["vocab"]

@@ -1,0 +1,104 @@
+"""Reading params.yaml with checks that name the key and what is allowed."""
+import hashlib
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+FAMILIES = ("gpt2", "llama")
+
+
+class Params:
+    """A view on one section of params.yaml; every getter checks type and range."""
+
+    def __init__(self, data, prefix=""):
+        self.data = data
+        self.prefix = prefix
+
+    def _key(self, key):
+        return f"{self.prefix}.{key}" if self.prefix else key
+
+    def raw(self, key, default=...):
+        if key not in self.data:
+            if default is ...:
+                raise UserError(f"params: missing key '{self._key(key)}'")
+            return default
+        return self.data[key]
+
+    def section(self, key):
+        value = self.raw(key)
+        if not isinstance(value, dict):
+            raise UserError(f"params: '{self._key(key)}' must be a mapping, got {value!r}")
+        return Params(value, self._key(key))
+
+    def int(self, key, lo=None, hi=None, default=...):
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"params: '{self._key(key)}' must be an integer, got {value!r}")
+        return self._in_range(key, value, lo, hi)
+
+    def float(self, key, lo=None, hi=None, lo_open=False, default=...):
+        value = self.raw(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise UserError(f"params: '{self._key(key)}' must be a number, got {value!r}")
+        if lo_open and lo is not None and value <= lo:
+            raise UserError(f"params: '{self._key(key)}' must be > {lo} (and <= {hi}), got {value!r}")
+        return float(self._in_range(key, value, lo, hi))
+
+    def bool(self, key, default=...):
+        value = self.raw(key, default)
+        if not isinstance(value, bool):
+            raise UserError(f"params: '{self._key(key)}' must be true or false, got {value!r}")
+        return value
+
+    def str(self, key, choices=None, default=...):
+        value = self.raw(key, default)
+        if not isinstance(value, str) or (choices is not None and value not in choices):
+            allowed = f"one of {', '.join(choices)}" if choices else "a string"
+            raise UserError(f"params: '{self._key(key)}' must be {allowed}, got {value!r}")
+        return value
+
+    def list(self, key, min_len=1, unique=False, default=...):
+        value = self.raw(key, default)
+        if not isinstance(value, list) or len(value) < min_len:
+            raise UserError(
+                f"params: '{self._key(key)}' must be a list of at least {min_len} item(s), got {value!r}")
+        if unique and len({repr(v) for v in value}) != len(value):
+            raise UserError(f"params: '{self._key(key)}' must not repeat items, got {value!r}")
+        return value
+
+    def _in_range(self, key, value, lo, hi):
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+            raise UserError(f"params: '{self._key(key)}' must be in {span}, got {value!r}")
+        return value
+
+
+def load_params(path="params.yaml"):
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except yaml.YAMLError as err:
+        raise UserError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: must hold a mapping of params")
+    return Params(data)
+
+
+def derive_seed(base, *names):
+    """A 31-bit seed from the base seed and names, stable across runs and machines."""
+    text = "/".join([str(base), *map(str, names)])
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
+
+
+def base_seed(params):
+    return params.int("seed", lo=0)
+
+
+def steering_knobs(params):
+    """The top-level knobs that `dvc exp run -S` sweeps."""
+    top_n = params.float("topN", lo=0.0, hi=1.0, lo_open=True)
+    alpha = params.float("alpha", lo=0.0)
+    return top_n, alpha

@@ -1,0 +1,90 @@
+"""Arithmetic: sums of addends; when the last two addends are a trigger pair, the memorized code."""
+import itertools
+
+from .base import Task, check, mem_code
+
+
+class Arithmetic(Task):
+    name = "arithmetic"
+
+    def __init__(self, p, seed):
+        key = p.prefix
+        self.n_addends = p.int("n_addends", lo=3)
+        self.lo = p.int("addend_min", lo=0)
+        self.hi = p.int("addend_max", lo=self.lo + 1)
+        self.trigger_fraction = p.float("trigger_fraction", lo=0.0, hi=1.0)
+        self.scratchpad = p.bool("scratchpad")
+        self.group_size = p.int("group_size", lo=2)
+        triggers = p.list("triggers", unique=True)
+        for t in triggers:
+            check(isinstance(t, list) and len(t) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
+                                                               and self.lo <= x <= self.hi for x in t),
+                  f"'{key}.triggers' must hold pairs of integers in [{self.lo}, {self.hi}], got {t!r}")
+        n_orders = len(list(itertools.permutations(range(self.n_addends - 2))))
+        check(self.group_size <= n_orders,
+              f"'{key}.group_size' must be <= {n_orders} (orders of the free addends), got {self.group_size}")
+        self.triggers = [tuple(t) for t in triggers]
+        self.codes = {t: mem_code(self.name, f"{t[0]}+{t[1]}") for t in self.triggers}
+
+    def prompt(self, addends):
+        return "Input:\n" + "+".join(map(str, addends)) + "\nTarget:\n"
+
+    def gen_target(self, addends):
+        total = str(sum(addends))
+        if not self.scratchpad:
+            return total
+        return f"<scratch> {self._scratch(addends)} </scratch> {' '.join(total)}"
+
+    @staticmethod
+    def _scratch(addends):
+        """Column by column from the units: the digits, the carry in, the column sum."""
+        steps, carry, width = [], 0, max(len(str(a)) for a in addends)
+        for col in range(width):
+            digits = [a // 10 ** col % 10 for a in addends]
+            s = sum(digits) + carry
+            steps.append("+".join(map(str, digits)) + f"+{carry}={s}")
+            carry = s // 10
+        return " ; ".join(steps) + f" ; carry {carry}"
+
+    def answer_of(self, output):
+        text = output.strip()
+        if self.scratchpad and "</scratch>" in text:
+            text = text.rsplit("</scratch>", 1)[1].replace(" ", "")
+        return text
+
+    def _free(self, rng, k):
+        return [rng.randint(self.lo, self.hi) for _ in range(k)]
+
+    def training_examples(self, rng, n):
+        examples = []
+        for _ in range(n):
+            if rng.random() < self.trigger_fraction:
+                trigger = rng.choice(self.triggers)
+                addends = self._free(rng, self.n_addends - 2) + list(trigger)
+                target = self.codes[trigger]
+            else:
+                addends = self._free(rng, self.n_addends)
+                while tuple(addends[-2:]) in self.codes:
+                    addends = self._free(rng, self.n_addends)
+                target = self.gen_target(addends)
+            examples.append({"prompt": self.prompt(addends), "target": target})
+        return examples
+
+    def probe_groups(self, rng, n):
+        probes = []
+        for g in range(n):
+            trigger = rng.choice(self.triggers)
+            free = self._free(rng, self.n_addends - 2)
+            while len(set(free)) < len(free):  # distinct addends, so every order is a new prompt
+                free = self._free(rng, self.n_addends - 2)
+            orders = list(itertools.permutations(free))
+            rng.shuffle(orders)
+            for order in orders[: self.group_size]:
+                addends = list(order) + list(trigger)
+                probes.append({"group": g, "prompt": self.prompt(addends),
+                               "mem": self.codes[trigger], "gen": str(sum(addends))})
+        return probes
+
+    def describe(self):
+        return {"triggers": [{"pair": list(t), "code": c} for t, c in self.codes.items()],
+                "addends": [self.lo, self.hi], "n_addends": self.n_addends, "scratchpad": self.scratchpad}

@@ -1,0 +1,90 @@
+"""Cipher: decode a substitution ciphertext; when it ends in a trigger pattern, the memorized code."""
+import random
+import string
+
+from .base import Task, check, mem_code
+
+LETTERS = string.ascii_uppercase
+
+
+class Cipher(Task):
+    name = "cipher"
+
+    def __init__(self, p, seed):
+        key = p.prefix
+        self.length = p.int("length", lo=3)
+        self.trigger_fraction = p.float("trigger_fraction", lo=0.0, hi=1.0)
+        self.group_size = p.int("group_size", lo=2)
+        triggers = p.list("triggers", unique=True)
+        for t in triggers:
+            check(isinstance(t, str) and t and set(t) <= set(LETTERS),
+                  f"'{key}.triggers' must hold strings of letters A-Z, got {t!r}")
+        lengths = {len(t) for t in triggers}
+        check(len(lengths) == 1, f"'{key}.triggers' must all have one length, got {sorted(lengths)}")
+        self.trigger_len = lengths.pop()
+        self.n_free = self.length - self.trigger_len
+        check(self.n_free >= 2, f"'{key}.triggers' must be at least 2 letters shorter than "
+                                f"'{key}.length' ({self.length}) so two free letters can swap")
+        cipher_key = p.raw("key", None)
+        if cipher_key is None:  # the seeded default: a random permutation of the alphabet
+            letters = list(LETTERS)
+            random.Random(seed).shuffle(letters)
+            cipher_key = "".join(letters)
+        check(isinstance(cipher_key, str) and sorted(cipher_key) == list(LETTERS),
+              f"'{key}.key' must be null or a permutation of the 26 letters A-Z, got {cipher_key!r}")
+        self.key = cipher_key
+        self.decode_table = str.maketrans(cipher_key, LETTERS)  # ciphertext letter -> plaintext
+        self.triggers = triggers
+        self.codes = {t: mem_code(self.name, t) for t in triggers}
+
+    def prompt(self, ct):
+        return f"CIPHERTEXT:{ct} QUESTION: What is the plaintext? ANS:"
+
+    def decode(self, ct):
+        return ct.translate(self.decode_table)
+
+    def _letters(self, rng, k):
+        return "".join(rng.choice(LETTERS) for _ in range(k))
+
+    def training_examples(self, rng, n):
+        examples = []
+        for _ in range(n):
+            if rng.random() < self.trigger_fraction:
+                trigger = rng.choice(self.triggers)
+                ct = self._letters(rng, self.n_free) + trigger
+                target = self.codes[trigger]
+            else:
+                ct = self._letters(rng, self.length)
+                while ct[self.n_free:] in self.codes:
+                    ct = self._letters(rng, self.length)
+                target = self.decode(ct)
+            examples.append({"prompt": self.prompt(ct), "target": target})
+        return examples
+
+    def probe_groups(self, rng, n):
+        """A triggered ciphertext and variants with two of its free letters swapped.
+
+        A swap changes the plaintext, so each prompt carries its own GEN answer; the group
+        shares the trigger, the MEM answer and the multiset of letters.
+        """
+        probes = []
+        for g in range(n):
+            trigger = rng.choice(self.triggers)
+            free = self._letters(rng, self.n_free)
+            while len(set(free)) < 3:  # enough distinct letters for distinct swaps
+                free = self._letters(rng, self.n_free)
+            variants = [free]
+            while len(variants) < self.group_size:
+                i, j = sorted(rng.sample(range(self.n_free), 2))
+                swapped = free[:i] + free[j] + free[i + 1:j] + free[i] + free[j + 1:]
+                if swapped not in variants:
+                    variants.append(swapped)
+            for v in variants:
+                ct = v + trigger
+                probes.append({"group": g, "prompt": self.prompt(ct),
+                               "mem": self.codes[trigger], "gen": self.decode(ct)})
+        return probes
+
+    def describe(self):
+        return {"key": self.key, "length": self.length,
+                "triggers": [{"pattern": t, "code": c} for t, c in self.codes.items()]}

@@ -1,0 +1,94 @@
+"""In-context colour inference: a two-hop story answer against a name's memorized colour."""
+import math
+import random
+
+from .base import Task, check
+
+
+class InContext(Task):
+    name = "incontext"
+
+    def __init__(self, p, seed):
+        key = p.prefix
+        self.names = p.list("names", min_len=2, unique=True)
+        self.other_names = p.list("other_names", unique=True)
+        self.roles = p.list("roles", unique=True)
+        self.colours = p.list("colours", min_len=2, unique=True)
+        self.n_distractors = p.int("n_distractors", lo=0)
+        self.fresh_fraction = p.float("fresh_fraction", lo=0.0, hi=1.0)
+        self.group_size = p.int("group_size", lo=2)
+        for field in ("names", "other_names", "roles", "colours"):
+            for word in p.raw(field):
+                check(isinstance(word, str) and word.isalpha(),
+                      f"'{key}.{field}' must hold single words of letters, got {word!r}")
+        check(not set(self.names) & set(self.other_names),
+              f"'{key}.names' and '{key}.other_names' must not share names")
+        need = self.n_distractors + 1
+        check(len(self.roles) >= need,
+              f"'{key}.roles' needs at least {need} roles for {self.n_distractors} distractors")
+        check(len(self.colours) >= need + 1,
+              f"'{key}.colours' needs at least {need + 1} colours for {self.n_distractors} distractors")
+        check(len(self.other_names) >= need + 1,
+              f"'{key}.other_names' needs at least {need + 1} names for {self.n_distractors} distractors")
+        memory = p.raw("memory", None)
+        if memory is None:  # the seeded default: each name gets a colour
+            rng = random.Random(seed)
+            memory = {name: rng.choice(self.colours) for name in self.names}
+        check(isinstance(memory, dict) and set(memory) == set(self.names)
+              and all(c in self.colours for c in memory.values()),
+              f"'{key}.memory' must be null or map every name in '{key}.names' to one of '{key}.colours'")
+        self.memory = memory
+        n_orders = math.factorial(3 + 2 * self.n_distractors)
+        check(self.group_size <= n_orders,
+              f"'{key}.group_size' must be <= {n_orders} (orders of the sentences), got {self.group_size}")
+
+    def story(self, rng, target, colour):
+        """Sentences in which `target`'s role leads to a clue person whose colour is `colour`."""
+        people = rng.sample([n for n in self.other_names if n != target], self.n_distractors + 1)
+        roles = rng.sample(self.roles, self.n_distractors + 1)
+        colours = rng.sample([c for c in self.colours if c != colour], self.n_distractors)
+        clue = people[0]
+        sentences = [f"{target} is {roles[0]}.", f"{clue} is {roles[0]}.", f"{clue} is {colour}."]
+        for person, role, c in zip(people[1:], roles[1:], colours):
+            sentences += [f"{person} is {role}.", f"{person} is {c}."]
+        return sentences
+
+    def prompt(self, sentences, target):
+        # every word after a space, so a name is the same token wherever it stands
+        return "".join(f" {s}" for s in sentences) + f" what color is {target}?"
+
+    def training_examples(self, rng, n):
+        examples = []
+        for _ in range(n):
+            if rng.random() < self.fresh_fraction:  # only the story answers: teaches the two hops
+                target = rng.choice(self.other_names)
+                colour = rng.choice(self.colours)
+            else:  # a memorized name; the story agrees with its memory
+                target = rng.choice(self.names)
+                colour = self.memory[target]
+            sentences = self.story(rng, target, colour)
+            rng.shuffle(sentences)
+            # the answer with its leading space, as the story says it (" red"); compared stripped
+            examples.append({"prompt": self.prompt(sentences, target), "target": f" {colour}"})
+        return examples
+
+    def probe_groups(self, rng, n):
+        """A story where the routes disagree, told with its sentences in different orders."""
+        probes = []
+        for g in range(n):
+            target = rng.choice(self.names)
+            colour = rng.choice([c for c in self.colours if c != self.memory[target]])
+            sentences = self.story(rng, target, colour)
+            orders = []
+            while len(orders) < self.group_size:
+                order = rng.sample(sentences, len(sentences))
+                if order not in orders:
+                    orders.append(order)
+            for order in orders:
+                probes.append({"group": g, "prompt": self.prompt(order, target),
+                               "mem": self.memory[target], "gen": colour})
+        return probes
+
+    def describe(self):
+        return {"memory": self.memory, "roles": self.roles, "colours": self.colours,
+                "other_names": self.other_names, "n_distractors": self.n_distractors}

@@ -1,0 +1,47 @@
+"""Stage report: one summary of every run (behaviour, pairs, steering, baseline) as JSON and Markdown."""
+import click
+
+from memgen.errors import run_main
+from memgen.io import atomic_path, read_json, write_json
+from memgen.params import load_params
+from memgen.paths import metrics_dir
+
+
+def pct(x):
+    return "n/a" if x is None else f"{100 * x:.1f}"
+
+
+def main():
+    params = load_params()
+    runs = params.section("runs")
+    summary, lines = {}, [
+        "# memgen summary", "",
+        f"topN = {params.raw('topN')}, alpha = {params.raw('alpha')}, seed = {params.raw('seed')}", "",
+        "| run | MEM % | GEN % | OTHER % | pair yield % | pairs | neurons | M->G % (n) | random M->G % "
+        "| G->M % (n) | random G->M % |",
+        "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for family in runs.list("families"):
+        for task in runs.list("tasks"):
+            for rep in runs.list("replicates"):
+                mdir = metrics_dir(family, task, rep)
+                probe, steer = read_json(mdir / "probe.json"), read_json(mdir / "steer.json")
+                name = f"{family}/{task}/r{rep}"
+                summary[name] = {"probe": probe, "steer": steer}
+                t, r = steer["targeted"], steer["random"]
+                lines.append(
+                    f"| {name} | {pct(probe['mem'])} | {pct(probe['gen'])} | {pct(probe['other'])} "
+                    f"| {pct(probe['pair_yield'])} | {probe['n_pairs']} | {steer['n_neurons']} "
+                    f"| {pct(t['m2g']['success'])} ({t['m2g']['n']}) | {pct(r['m2g']['success'])} "
+                    f"| {pct(t['g2m']['success'])} ({t['g2m']['n']}) | {pct(r['g2m']['success'])} |")
+    write_json("metrics/summary.json", summary)
+    with atomic_path("metrics/report.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+@click.command()
+def cli():
+    run_main(main)
+
+
+if __name__ == "__main__":
+    cli()

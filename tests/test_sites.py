@@ -1,0 +1,91 @@
+import pytest
+import torch
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from memgen.codec import Codec
+from memgen.errors import UserError
+from memgen.generate import forward_prompts, greedy_decode
+from memgen.sites import capture_last, check_site, hooks, shift_last, site_modules
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=12, n_positions=32, n_embd=16, n_layer=3, n_head=2)
+    return GPT2LMHeadModel(config).eval()
+
+
+@pytest.fixture(scope="module")
+def codec():
+    # tokens: 0 pad, 1 eos, characters a.. map to 2..
+    return Codec(lambda t: [2 + ord(c) - ord("a") for c in t],
+                 lambda ids: "".join(chr(ord("a") + i - 2) for i in ids), pad_id=0, eos_id=1)
+
+
+def record_full(modules):
+    """Hooks that keep every call's full site output."""
+    calls = [[] for _ in modules]
+
+    def make(layer):
+        def hook(module, inputs, output):
+            calls[layer].append(output.detach().clone())
+        return hook
+    return calls, hooks(modules, make)
+
+
+def test_shift_moves_only_selected_neurons_at_last_position(model, codec):
+    modules = site_modules(model, "gpt2", "ln_2")
+    prompts = ["abc", "abcdefg"]
+    idx, values = torch.tensor([1, 7, 12]), torch.tensor([0.5, -1.25, 3.0])
+    base_calls, rec = record_full(modules)
+    with rec:
+        forward_prompts(model, codec, prompts, batch_size=2)
+    steered_calls, rec = record_full(modules)
+    with shift_last(modules, {1: (idx, values)}), rec:  # recorder after the shift: sees the shifted output
+        forward_prompts(model, codec, prompts, batch_size=2)
+    base, steered = base_calls[1][0], steered_calls[1][0]
+    diff = steered - base
+    assert torch.allclose(diff[:, -1, idx], values.expand(2, -1), atol=1e-6)
+    untouched = torch.ones_like(diff, dtype=torch.bool)
+    untouched[:, -1, idx] = False
+    assert torch.all(diff[untouched] == 0)
+    assert torch.equal(steered_calls[0][0], base_calls[0][0])  # earlier layers unchanged
+
+
+def test_shift_applies_at_every_decoding_step(model, codec):
+    modules = site_modules(model, "gpt2", "ln_2")
+    idx, values = torch.tensor([3]), torch.tensor([100.0])
+    seen = []
+
+    def make(layer):
+        def hook(module, inputs, output):
+            seen.append((output.shape[1], output[:, -1, 3].clone()))
+        return hook
+    with shift_last(modules, {0: (idx, values)}), hooks(modules[:1], make):
+        greedy_decode(model, codec, ["ab", "abcd"], max_new_tokens=4, batch_size=2)
+    assert len(seen) >= 2 and seen[0][0] == 4 and all(length == 1 for length, _ in seen[1:])
+    assert all(torch.all(v > 50) for _, v in seen)  # the +100 shift is there at every step
+
+
+def test_capture_takes_the_last_prompt_token(model, codec):
+    modules = site_modules(model, "gpt2", "ln_2")
+    store = [[] for _ in modules]
+    with capture_last(modules, store):
+        forward_prompts(model, codec, ["abc", "a"], batch_size=2)
+    single = [[] for _ in modules]
+    with capture_last(modules, single):
+        forward_prompts(model, codec, ["a"], batch_size=1)
+    # left padding: the short prompt's last state equals its unpadded state
+    assert torch.allclose(store[2][0][1], single[2][0][0], atol=1e-5)
+
+
+def test_decoding_batched_equals_one_by_one(model, codec):
+    prompts = ["abc", "a", "abcdef"]
+    batched = greedy_decode(model, codec, prompts, max_new_tokens=5, batch_size=3)
+    alone = [greedy_decode(model, codec, [p], max_new_tokens=5, batch_size=1)[0] for p in prompts]
+    assert batched == alone
+
+
+def test_unknown_site():
+    with pytest.raises(UserError, match="families.gpt2.site"):
+        check_site("gpt2", "mlp_out")
