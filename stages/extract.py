@@ -26,7 +26,7 @@ def main(family, task_name, rep):
     if not pairs:
         raise UserError(f"{run.run_dir / 'pairs.json'}: no MEM/GEN pairs were found, so there is nothing to "
                         "compare (train longer or probe more groups)")
-    model, codec = load_run_model(family, run.model_dir, run.device())
+    model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
     modules = site_modules(model, family, site)
     states = {cond: capture(model, codec, modules, [p[i] for p in pairs], batch_size, f"extract {cond}")
               for i, cond in enumerate(("mem", "gen"))}

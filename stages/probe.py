@@ -12,7 +12,7 @@ def main(family, task_name, rep):
     run = Run.open(family, task_name, rep)
     batch_size = run.params.section("probe").int("batch_size", lo=1)
     probes = read_jsonl(run.data_dir / "probe.jsonl")
-    model, codec = load_run_model(family, run.model_dir, run.device())
+    model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
 
     outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}")
     rows = [{**p, "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]

@@ -31,7 +31,7 @@ def main(family, task_name, rep):
     probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
     stats = read_tensors(run.run_dir / "neurons.safetensors")
     nmd, rho = stats["nmd"], stats["rho"]
-    model, codec = load_run_model(family, run.model_dir, run.device())
+    model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
     modules = site_modules(model, family, site)
     max_new = max_answer_tokens(codec, probes)
 

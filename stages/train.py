@@ -3,15 +3,17 @@ import click
 
 from memgen.errors import run_main
 from memgen.io import atomic_path, read_jsonl, write_json
-from memgen.models import gpt2_settings, new_gpt2, save_gpt2
+from memgen.models import check_model_params, new_model
 from memgen.plots import write_csv
 from memgen.run import Run
 from memgen.training import train
 
 
-def train_settings(fp):
+def train_settings(fp, task_name):
+    """families.<family>.train; `steps` is one number or a number per task."""
     t = fp.section("train")
-    return {"steps": t.int("steps", lo=1), "batch_size": t.int("batch_size", lo=1),
+    steps = t.section("steps").int(task_name, lo=1) if isinstance(t.raw("steps"), dict) else t.int("steps", lo=1)
+    return {"steps": steps, "batch_size": t.int("batch_size", lo=1),
             "lr": t.float("lr", lo=0.0, lo_open=True), "weight_decay": t.float("weight_decay", lo=0.0),
             "warmup": t.int("warmup", lo=0), "eval_every": t.int("eval_every", lo=1),
             "eval_batch_size": t.int("eval_batch_size", lo=1), "max_other": t.float("max_other", lo=0.0, hi=1.0)}
@@ -20,20 +22,19 @@ def train_settings(fp):
 def main(family, task_name, rep):
     run = Run.open(family, task_name, rep)
     fp = run.family_params
-    cfg = train_settings(fp)
-    settings = gpt2_settings(fp)
+    cfg = train_settings(fp, task_name)
+    check_model_params(family, fp)
     device = run.device()
 
     examples = read_jsonl(run.data_dir / "train.jsonl")
     val = read_jsonl(run.data_dir / "val.jsonl")
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
-    longest = max(len(t) for t in texts)
-    model, codec, tokenizer = new_gpt2(settings, run.task, texts, n_positions=2 * longest + 16, seed=run.seed)
+    model, codec, save = new_model(family, fp, run.task, texts, seed=run.seed)
     model.to(device)
     curve, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}")
 
     with atomic_path(run.model_dir, is_dir=True) as out:
-        save_gpt2(model.cpu(), tokenizer, out)
+        save(out)
     write_csv(run.metrics_dir / "train_curve.csv", curve)
     write_json(run.metrics_dir / "train.json", {"chosen_step": chosen["step"], **{
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})

@@ -1,5 +1,4 @@
 """Text <-> token ids for both families: a task tokenizer (gpt2) or the base model's (llama)."""
-import json
 from pathlib import Path
 
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -48,10 +47,10 @@ class Codec:
     @classmethod
     def from_hf(cls, tokenizer):
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-        bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        prefix = tokenizer.encode("", add_special_tokens=True)  # what the model expects first (a BOS, or nothing)
         return cls(lambda t: tokenizer.encode(t, add_special_tokens=False),
                    lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
-                   pad, tokenizer.eos_token_id, bos)
+                   pad, tokenizer.eos_token_id, prefix)
 
 
 def load_task_tokenizer(path):
@@ -62,7 +61,3 @@ def load_task_tokenizer(path):
         if not path.exists():
             raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
         raise UserError(f"{path}: not a readable tokenizer ({str(err).splitlines()[0]})") from None
-
-
-def vocab_of(tokenizer):
-    return json.loads(tokenizer.to_str())["model"]["vocab"]

