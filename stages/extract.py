@@ -2,7 +2,7 @@
 import click
 import torch
 
-from memgen.errors import UserError, run_main
+from memgen.errors import run_main
 from memgen.generate import forward_prompts
 from memgen.io import read_json, write_tensors
 from memgen.models import load_run_model
@@ -12,6 +12,8 @@ from memgen.sites import capture_last, check_site, site_modules
 
 def capture(model, codec, modules, prompts, batch_size, desc):
     """[len(prompts), layers, width] float32 states at the last prompt token."""
+    if not prompts:  # no pairs: an empty store, which the neurons stage reports as such
+        return torch.zeros(0, len(modules), model.config.hidden_size)
     store = [[] for _ in modules]
     with capture_last(modules, store):
         forward_prompts(model, codec, prompts, batch_size, desc=desc)
@@ -23,9 +25,6 @@ def main(family, task_name, rep):
     site = check_site(family, run.family_params.str("site"))
     batch_size = run.params.section("probe").int("batch_size", lo=1)
     pairs = read_json(run.run_dir / "pairs.json")["pairs"]
-    if not pairs:
-        raise UserError(f"{run.run_dir / 'pairs.json'}: no MEM/GEN pairs were found, so there is nothing to "
-                        "compare (train longer or probe more groups)")
     model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
     modules = site_modules(model, family, site)
     states = {cond: capture(model, codec, modules, [p[i] for p in pairs], batch_size, f"extract {cond}")

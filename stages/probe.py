@@ -1,7 +1,7 @@
 """Stage probe: decode the probe groups, label MEM / GEN / OTHER, keep the MEM/GEN pairs."""
 import click
 
-from memgen.behaviour import find_pairs, run_probes, summarise
+from memgen.behaviour import find_pairs, first_groups, run_probes, summarise
 from memgen.errors import run_main
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.models import load_run_model
@@ -10,8 +10,9 @@ from memgen.run import Run
 
 def main(family, task_name, rep):
     run = Run.open(family, task_name, rep)
-    batch_size = run.params.section("probe").int("batch_size", lo=1)
-    probes = read_jsonl(run.data_dir / "probe.jsonl")
+    pp = run.params.section("probe")
+    batch_size, max_groups = pp.int("batch_size", lo=1), pp.section("max_groups").int(family, lo=1)
+    probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), max_groups)
     model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
 
     outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}")

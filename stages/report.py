@@ -27,6 +27,10 @@ def main():
                 probe, steer = read_json(mdir / "probe.json"), read_json(mdir / "steer.json")
                 name = f"{family}/{task}/r{rep}"
                 summary[name] = {"probe": probe, "steer": steer}
+                if "skipped" in steer:
+                    lines.append(f"| {name} | {pct(probe['mem'])} | {pct(probe['gen'])} | {pct(probe['other'])} "
+                                 f"| {pct(probe['pair_yield'])} | 0 | {steer['skipped']} | | | | |")
+                    continue
                 t, r = steer["targeted"], steer["random"]
                 lines.append(
                     f"| {name} | {pct(probe['mem'])} | {pct(probe['gen'])} | {pct(probe['other'])} "

@@ -4,7 +4,7 @@ import torch
 
 from memgen.behaviour import max_answer_tokens, run_probes
 from memgen.errors import run_main
-from memgen.io import read_jsonl, read_tensors, write_json, write_jsonl
+from memgen.io import read_jsonl, read_tensor_metadata, read_tensors, write_json, write_jsonl
 from memgen.models import load_run_model
 from memgen.params import derive_seed, steering_knobs
 from memgen.run import Run
@@ -26,11 +26,17 @@ def main(family, task_name, rep):
     run = Run.open(family, task_name, rep)
     top_n, alpha = steering_knobs(run.params)
     sp = run.params.section("steer")
-    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.int("max_prompts", lo=1)
+    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.section("max_prompts").int(family, lo=1)
     site = check_site(family, run.family_params.str("site"))
     probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
-    stats = read_tensors(run.run_dir / "neurons.safetensors")
+    neurons_path = run.run_dir / "neurons.safetensors"
+    stats, n_pairs = read_tensors(neurons_path), int(read_tensor_metadata(neurons_path).get("n_pairs", "0"))
     nmd, rho = stats["nmd"], stats["rho"]
+    if n_pairs == 0:  # nothing was learned about the neurons: say so instead of steering at random
+        write_jsonl(run.run_dir / "steer_outputs.jsonl", [])
+        write_json(run.metrics_dir / "steer.json", {"alpha": alpha, "topN": top_n, "n_pairs": 0,
+                                                    "skipped": "no MEM/GEN pairs were found on the probes"})
+        return
     model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
     modules = site_modules(model, family, site)
     max_new = max_answer_tokens(codec, probes)
@@ -45,7 +51,7 @@ def main(family, task_name, rep):
     selected = select_top(rho, top_n)
     max_abs = float(nmd.flatten()[selected].abs().max())
     generator = torch.Generator().manual_seed(derive_seed(run.seed, "random-baseline"))
-    result = {"alpha": alpha, "topN": top_n, "n_neurons": len(selected), "n_prompts": len(probes),
+    result = {"alpha": alpha, "topN": top_n, "n_pairs": n_pairs, "n_neurons": len(selected), "n_prompts": len(probes),
               "unsteered": {b.lower(): sum(x == b for x in labels) / len(labels) for b in (MEM, GEN, OTHER)}}
     rows = [{**p, "condition": "unsteered", "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
     for direction in (TO_GEN, TO_MEM):

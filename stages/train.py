@@ -1,6 +1,7 @@
 """Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield."""
 import click
 
+from memgen.behaviour import first_groups
 from memgen.errors import run_main
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.models import check_model_params, new_model
@@ -16,7 +17,8 @@ def train_settings(fp, task_name):
     return {"steps": steps, "batch_size": t.int("batch_size", lo=1),
             "lr": t.float("lr", lo=0.0, lo_open=True), "weight_decay": t.float("weight_decay", lo=0.0),
             "warmup": t.int("warmup", lo=0), "eval_every": t.int("eval_every", lo=1),
-            "eval_batch_size": t.int("eval_batch_size", lo=1), "max_other": t.float("max_other", lo=0.0, hi=1.0)}
+            "eval_batch_size": t.int("eval_batch_size", lo=1), "eval_groups": t.int("eval_groups", lo=1),
+            "max_other": t.float("max_other", lo=0.0, hi=1.0)}
 
 
 def main(family, task_name, rep):
@@ -27,7 +29,7 @@ def main(family, task_name, rep):
     device = run.device()
 
     examples = read_jsonl(run.data_dir / "train.jsonl")
-    val = read_jsonl(run.data_dir / "val.jsonl")
+    val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), cfg["eval_groups"])
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
     model, codec, save = new_model(family, fp, run.task, texts, seed=run.seed)
     model.to(device)

@@ -1,18 +1,30 @@
 import pytest
 import torch
-from transformers import GPT2Config, GPT2LMHeadModel
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
 
 from memgen.codec import Codec
 from memgen.errors import UserError
 from memgen.generate import forward_prompts, greedy_decode
-from memgen.sites import capture_last, check_site, hooks, shift_last, site_modules
+from memgen.sites import _hidden, capture_last, check_site, hooks, shift_last, site_modules
 
 
-@pytest.fixture(scope="module")
-def model():
+def tiny_model(family):
     torch.manual_seed(0)
-    config = GPT2Config(vocab_size=12, n_positions=32, n_embd=16, n_layer=3, n_head=2)
-    return GPT2LMHeadModel(config).eval()
+    if family == "gpt2":
+        return GPT2LMHeadModel(GPT2Config(vocab_size=12, n_positions=32, n_embd=16, n_layer=3, n_head=2)).eval()
+    config = LlamaConfig(vocab_size=12, hidden_size=16, intermediate_size=32, num_hidden_layers=3,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    return LlamaForCausalLM(config).eval()
+
+
+SITE_CASES = [("gpt2", "ln_2"), ("gpt2", "block"), ("llama", "layer"), ("llama", "layer_norm")]
+
+
+@pytest.fixture(scope="module", params=SITE_CASES, ids=["/".join(c) for c in SITE_CASES])
+def case(request):
+    family, site = request.param
+    model = tiny_model(family)
+    return model, site_modules(model, family, site)
 
 
 @pytest.fixture(scope="module")
@@ -28,13 +40,13 @@ def record_full(modules):
 
     def make(layer):
         def hook(module, inputs, output):
-            calls[layer].append(output.detach().clone())
+            calls[layer].append(_hidden(output).detach().clone())
         return hook
     return calls, hooks(modules, make)
 
 
-def test_shift_moves_only_selected_neurons_at_last_position(model, codec):
-    modules = site_modules(model, "gpt2", "ln_2")
+def test_shift_moves_only_selected_neurons_at_last_position(case, codec):
+    model, modules = case
     prompts = ["abc", "abcdefg"]
     idx, values = torch.tensor([1, 7, 12]), torch.tensor([0.5, -1.25, 3.0])
     base_calls, rec = record_full(modules)
@@ -52,14 +64,15 @@ def test_shift_moves_only_selected_neurons_at_last_position(model, codec):
     assert torch.equal(steered_calls[0][0], base_calls[0][0])  # earlier layers unchanged
 
 
-def test_shift_applies_at_every_decoding_step(model, codec):
-    modules = site_modules(model, "gpt2", "ln_2")
+def test_shift_applies_at_every_decoding_step(case, codec):
+    model, modules = case
     idx, values = torch.tensor([3]), torch.tensor([100.0])
     seen = []
 
     def make(layer):
         def hook(module, inputs, output):
-            seen.append((output.shape[1], output[:, -1, 3].clone()))
+            h = _hidden(output)
+            seen.append((h.shape[1], h[:, -1, 3].clone()))
         return hook
     with shift_last(modules, {0: (idx, values)}), hooks(modules[:1], make):
         greedy_decode(model, codec, ["ab", "abcd"], max_new_tokens=4, batch_size=2)
@@ -67,8 +80,8 @@ def test_shift_applies_at_every_decoding_step(model, codec):
     assert all(torch.all(v > 50) for _, v in seen)  # the +100 shift is there at every step
 
 
-def test_capture_takes_the_last_prompt_token(model, codec):
-    modules = site_modules(model, "gpt2", "ln_2")
+def test_capture_takes_the_last_prompt_token(case, codec):
+    model, modules = case
     store = [[] for _ in modules]
     with capture_last(modules, store):
         forward_prompts(model, codec, ["abc", "a"], batch_size=2)
@@ -79,7 +92,8 @@ def test_capture_takes_the_last_prompt_token(model, codec):
     assert torch.allclose(store[2][0][1], single[2][0][0], atol=1e-5)
 
 
-def test_decoding_batched_equals_one_by_one(model, codec):
+def test_decoding_batched_equals_one_by_one(case, codec):
+    model, _ = case
     prompts = ["abc", "a", "abcdef"]
     batched = greedy_decode(model, codec, prompts, max_new_tokens=5, batch_size=3)
     alone = [greedy_decode(model, codec, [p], max_new_tokens=5, batch_size=1)[0] for p in prompts]

@@ -23,7 +23,8 @@ def store(tmp_path):
 
 def test_nmd_and_rho_match_scipy(store):
     path, mem, gen = store
-    nmd, rho = neuron_stats(path, chunk_rows=5)  # several chunks, the last one short
+    nmd, rho, n = neuron_stats(path, chunk_rows=5)  # several chunks, the last one short
+    assert n == len(mem)
     assert torch.allclose(nmd, (mem - gen).mean(0), atol=1e-5)
     labels = np.r_[np.ones(len(mem)), np.zeros(len(gen))]
     x = torch.cat([mem, gen]).double().numpy()
@@ -40,7 +41,7 @@ def test_nmd_and_rho_match_scipy(store):
 def test_chunking_does_not_change_results(store):
     path, _, _ = store
     a, b = neuron_stats(path, chunk_rows=1), neuron_stats(path, chunk_rows=1000)
-    assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6)
+    assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6) and a[2] == b[2]
 
 
 def test_broken_store_names_the_file(tmp_path):
@@ -75,3 +76,10 @@ def test_random_baseline_shape_and_range():
     values = torch.cat([v for _, v in shifts.values()])
     assert len(idx) == len(set(idx)) == 7
     assert values.abs().max() <= 1.5
+
+
+def test_store_without_pairs_gives_zeros(tmp_path):
+    path = tmp_path / "empty.safetensors"
+    write_tensors(path, {"mem": torch.zeros(0, 2, 5), "gen": torch.zeros(0, 2, 5)})
+    nmd, rho, n = neuron_stats(path)
+    assert n == 0 and nmd.shape == rho.shape == (2, 5) and not nmd.any() and not rho.any()

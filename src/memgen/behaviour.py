@@ -5,10 +5,15 @@ from .generate import greedy_decode
 from .tasks import BEHAVIOURS, GEN, MEM
 
 
+def first_groups(probes, n):
+    """The probes of the first n groups (groups are numbered from 0 in file order)."""
+    return [p for p in probes if p["group"] < n]
+
+
 def max_answer_tokens(codec, probes):
     """Room for the longest answer (and EOS), so decoding never cuts a right answer short."""
     longest = max(len(codec.target_ids(p[key])) for p in probes for key in ("mem", "gen"))
-    return longest + 1
+    return longest + 2  # a pretrained tokenizer may cut the model's own answer into more pieces
 
 
 def run_probes(model, codec, task, probes, batch_size, desc=None, max_new_tokens=None):

@@ -6,7 +6,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from .errors import UserError
@@ -77,6 +77,17 @@ def write_tensors(path, tensors, metadata=None):
 def read_tensors(path):
     try:
         return load_file(str(path))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def read_tensor_metadata(path):
+    """The string metadata of a safetensors file."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
     except (SafetensorError, OSError, ValueError) as err:

@@ -46,25 +46,31 @@ def nmd_and_rho(mem, gen):
 
 
 def store_moments(path, chunk_rows=256):
-    """Stream the store at `path`: moments of its "mem" and "gen" tensors [N, layers, width]."""
+    """Stream the store at `path`: moments of its "mem" and "gen" tensors [N, layers, width], and their shape."""
     moments = {c: RunningMoments() for c in CONDITIONS}
     try:
         with safe_open(str(path), framework="pt") as f:
             for cond in CONDITIONS:
                 sliced = f.get_slice(cond)
-                n_rows = sliced.get_shape()[0]
+                shape = sliced.get_shape()
+                n_rows = shape[0]
                 for start in range(0, n_rows, chunk_rows):
                     moments[cond].update(sliced[start:start + chunk_rows])
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (run the extract stage first)") from None
     except (SafetensorError, OSError, ValueError, KeyError) as err:
         raise UserError(f"{path}: not a readable activation store ({err})") from None
-    if min(m.n for m in moments.values()) == 0:
-        raise UserError(f"{path}: the activation store holds no pairs")
-    return moments
+    return moments, shape
 
 
 def neuron_stats(path, chunk_rows=256):
-    """NMD and rho [layers, width] of the activation store at `path`."""
-    moments = store_moments(path, chunk_rows)
-    return nmd_and_rho(moments["mem"], moments["gen"])
+    """NMD and rho [layers, width] of the activation store at `path`, and the number of pairs.
+
+    A store without pairs (no probe group showed both behaviours) gives zeros: no evidence.
+    """
+    moments, shape = store_moments(path, chunk_rows)
+    if moments["mem"].n == 0:
+        return torch.zeros(shape[1:]), torch.zeros(shape[1:]), 0
+    if moments["mem"].n != moments["gen"].n:
+        raise UserError(f"{path}: 'mem' and 'gen' hold different numbers of rows; it is not a paired store")
+    return (*nmd_and_rho(moments["mem"], moments["gen"]), moments["mem"].n)

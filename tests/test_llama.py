@@ -1,0 +1,85 @@
+"""The llama family: the embedded base, LoRA training and saving, and the base checks."""
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+from memgen.errors import UserError
+from memgen.models import check_base_source, convert_base, embedded_gguf
+
+
+def test_embedded_base_converts_without_changing_logits(tmp_path):
+    gguf = check_base_source("embedded")
+    record = convert_base(gguf, tmp_path)
+    assert record["n_params"] > 100_000_000 and record["layers"] == 30 and len(record["sha256"]) == 64
+    converted = LlamaForCausalLM.from_pretrained(tmp_path, use_safetensors=True).eval()
+    loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path)
+    ids = torch.tensor([tokenizer.encode("Input:\n12+7+30+5\nTarget:\n")])
+    with torch.no_grad():
+        assert torch.equal(converted(ids).logits, loaded(ids).logits)
+
+
+def tiny_base(path):
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config)
+    model.save_pretrained(path)
+    return model
+
+
+def test_lora_step_trains_only_the_adapter(tmp_path):
+    from peft import LoraConfig, PeftModel, get_peft_model
+
+    base = tiny_base(tmp_path / "base")
+    before = {n: p.clone() for n, p in base.named_parameters()}
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
+                                            task_type="CAUSAL_LM"))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n, p in model.named_parameters() if p.requires_grad)
+    optimizer = torch.optim.AdamW(trainable, lr=1e-2)
+    ids = torch.randint(0, 32, (3, 9))
+    for _ in range(3):  # LoRA B starts at zero: a few steps move the output
+        loss = model(input_ids=ids, labels=ids).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    for name, param in model.base_model.model.named_parameters():
+        if "lora_" not in name:
+            key = name.replace(".base_layer", "")
+            assert torch.equal(param, before[key]), f"{name} moved"
+    model.eval()
+    with torch.no_grad():
+        expected = model(input_ids=ids).logits
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").exists()
+    assert json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())["r"] == 4
+    fresh = LlamaForCausalLM.from_pretrained(tmp_path / "base")
+    merged = PeftModel.from_pretrained(fresh, tmp_path / "adapter").merge_and_unload().eval()
+    with torch.no_grad():
+        assert torch.allclose(merged(input_ids=ids).logits, expected, atol=1e-5)
+
+
+def test_base_source_checks(tmp_path):
+    assert embedded_gguf().suffix == ".gguf"
+    with pytest.raises(UserError, match="does not exist"):
+        check_base_source(str(tmp_path / "nowhere"))
+    with pytest.raises(UserError, match="does not exist"):
+        check_base_source(str(tmp_path / "model.gguf"))
+    (tmp_path / "notes.txt").write_text("hi")
+    with pytest.raises(UserError, match="not a .gguf file"):
+        check_base_source(str(tmp_path / "notes.txt"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match="no config.json"):
+        check_base_source(str(tmp_path / "empty"))
+    gpt2 = tmp_path / "gpt2"
+    gpt2.mkdir()
+    (gpt2 / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(UserError, match="not a Llama architecture"):
+        check_base_source(str(gpt2))
+    tiny_base(tmp_path / "llama")
+    assert check_base_source(str(tmp_path / "llama")) == tmp_path / "llama"
+    with pytest.raises(UserError, match="'embedded' or a local path"):
+        check_base_source(None)
