@@ -125,7 +125,7 @@ def test_params_change_the_task(params_data):
     ("cipher", "triggers", ["ABCDEFGHIJKLM"], "shorter than"),
     ("cipher", "triggers", ["AB1"], "letters A-Z"),
     ("cipher", "key", "ABC", "permutation"),
-    ("incontext", "colours", ["red", "blue", "green"], "colours' needs at least"),
+    ("incontext", "colours", ["red", "blue"], "colours' needs at least"),
     ("incontext", "names", ["Alice", "Alice"], "must not repeat"),
     ("incontext", "other_names", ["Alice", "Zed", "Yan", "Xu", "Wu"], "must not share"),
     ("incontext", "roles", ["cat"], "roles' needs at least"),
