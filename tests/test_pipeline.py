@@ -46,6 +46,8 @@ def make_repo(path, remote):
                    yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text()))
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(path, "git", "init", "-q")
+    sh(path, "git", "config", "user.name", "memgen test")  # commits here and in dvc exp, with no global config
+    sh(path, "git", "config", "user.email", "test@memgen.invalid")
     sh(path, "dvc", "remote", "modify", "local", "url", str(remote))
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "tiny profile")
@@ -63,6 +65,8 @@ def repo(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
     path = make_repo(base / "a", base / "remote")
     sh(path, "dvc", "repro")
+    sh(path, "git", "add", "-A")
+    sh(path, "git", "commit", "-qm", "tiny run")
     return path
 
 
@@ -74,22 +78,27 @@ def runs_of(path):
 def test_repro_produces_consistent_metrics(repo):
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert sorted(summary) == sorted(runs_of(repo))
+    steered = 0
     for name, run in summary.items():
         probe, steer = run["probe"], run["steer"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
-        assert probe["n_pairs"] >= 1, f"{name}: no pairs"
-        acts = repo / "data" / "runs" / name / "activations.safetensors"
-        assert acts.exists()
-        n_test = round(steer["unsteered"]["mem"] * steer["n_prompts"])
-        assert steer["targeted"]["m2g"]["n"] == steer["random"]["m2g"]["n"] == n_test
+        assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
+        assert (repo / "metrics" / "runs" / name / "nmd_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+        assert steer["n_pairs"] == probe["n_pairs"]
+        if probe["n_pairs"] == 0:  # said plainly, not steered at random
+            assert "no MEM/GEN pairs" in steer["skipped"]
+            continue
+        steered += 1
+        n_mem = round(steer["unsteered"]["mem"] * steer["n_prompts"])
+        assert steer["targeted"]["m2g"]["n"] == steer["random"]["m2g"]["n"] == n_mem
         for cond in ("targeted", "random"):
             for direction in ("m2g", "g2m"):
                 r = steer[cond][direction]
                 if r["n"]:
                     assert abs(r["success"] + r["other"] + r["unchanged"] - 1) < 1e-9
-        assert (repo / "metrics" / "runs" / name / "nmd_heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    assert steered >= 1, "the tiny profile should find pairs in at least one run"
     assert "| gpt2/cipher/r0 |" in (repo / "metrics" / "report.md").read_text()
-    assert "Pipelines are up to date" in sh(repo, "dvc", "repro") or "didn't change" in sh(repo, "dvc", "status")
+    assert "up to date" in sh(repo, "dvc", "status")
 
 
 def test_alpha_experiment_reruns_only_steering(repo):
@@ -98,8 +107,9 @@ def test_alpha_experiment_reruns_only_steering(repo):
     assert ran == {"steer", "report"}, out
     steer = json.loads((repo / "metrics" / "runs" / runs_of(repo)[0] / "steer.json").read_text())
     assert steer["alpha"] == 5
-    diff = sh(repo, "dvc", "metrics", "diff")
-    assert "alpha" in diff
+    diff = sh(repo, "dvc", "metrics", "diff", "--json")
+    changed = json.loads(diff)
+    assert any(v.get("alpha", {}).get("new") == 5 for v in changed.values()), diff
 
 
 def test_same_params_give_identical_bytes(repo, tmp_path):
@@ -111,9 +121,7 @@ def test_same_params_give_identical_bytes(repo, tmp_path):
 
 
 def test_push_then_pull_into_a_fresh_clone(repo, tmp_path):
-    sh(repo, "dvc", "push")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-qm", "run")
+    sh(repo, "dvc", "push", "--all-commits")  # whatever the workspace holds, the committed run is pushed
     clone = tmp_path / "clone"
     sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
     sh(clone, "dvc", "pull")

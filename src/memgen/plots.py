@@ -30,7 +30,7 @@ def nmd_heatmap(path, nmd, title):
     ax.set_ylabel("layer")
     ax.set_yticks(range(values.shape[0]))
     ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="NMD = mean(h_mem - h_gen)")
+    fig.colorbar(image, ax=ax, label="NMD (mem - gen)")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         # no timestamps in the PNG, so the same NMD gives the same bytes

@@ -1,0 +1,1 @@
+"""memgen: neuron-level differentiation of memorization and generalization, reproduced under DVC."""
