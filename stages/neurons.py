@@ -1,20 +1,17 @@
 """Stage neurons: NMD and Pearson rho of every (layer, neuron), and the sorted-NMD heatmap."""
-import click
 
-from memgen.errors import run_main
 from memgen.io import write_json, write_tensors
 from memgen.plots import nmd_heatmap, write_csv
-from memgen.run import Run
+from memgen.run import run_command
 from memgen.stats import neuron_stats
 
 
-def main(family, task_name, rep):
-    run = Run.open(family, task_name, rep)
+def main(run):
     nmd, rho, n_pairs = neuron_stats(run.run_dir / "activations.safetensors")
     write_tensors(run.run_dir / "neurons.safetensors", {"nmd": nmd, "rho": rho},
                   metadata={"layout": "[layer, neuron]", "rho": "Pearson r with label MEM=1, GEN=0",
                             "n_pairs": str(n_pairs)})
-    nmd_heatmap(run.metrics_dir / "nmd_heatmap.png", nmd, f"{family} {task_name} r{rep}: sorted NMD per layer")
+    nmd_heatmap(run.metrics_dir / "nmd_heatmap.png", nmd, f"{run.family} {run.task_name} r{run.rep}: sorted NMD per layer")
     by_layer = [{"layer": layer, "max_abs_rho": float(rho[layer].abs().max()),
                  "mean_abs_nmd": float(nmd[layer].abs().mean())} for layer in range(rho.shape[0])]
     write_csv(run.metrics_dir / "neurons_by_layer.csv", by_layer)
@@ -23,13 +20,5 @@ def main(family, task_name, rep):
         "max_abs_nmd": float(nmd.abs().max())})
 
 
-@click.command()
-@click.argument("family")
-@click.argument("task")
-@click.argument("rep", type=int)
-def cli(family, task, rep):
-    run_main(main, family, task, rep)
-
-
 if __name__ == "__main__":
-    cli()
+    run_command(main)()

@@ -1,14 +1,11 @@
 """Stage steer: shift the top-N neurons by alpha*NMD on held-out probes; M->G, G->M and the random baseline."""
-import click
 import torch
 
 from memgen.behaviour import max_answer_tokens, run_probes
-from memgen.errors import run_main
 from memgen.io import read_jsonl, read_tensor_metadata, read_tensors, write_json, write_jsonl
-from memgen.models import load_run_model
 from memgen.params import derive_seed, steering_knobs
-from memgen.run import Run
-from memgen.sites import check_site, shift_last, site_modules
+from memgen.run import run_command
+from memgen.sites import shift_last
 from memgen.steering import TO_GEN, TO_MEM, random_shifts, select_top, targeted_shifts
 from memgen.tasks import GEN, MEM, OTHER
 
@@ -22,12 +19,11 @@ def rates(labels, direction):
     return {"n": n, "success": share(TARGET[direction]), "other": share(OTHER), "unchanged": share(SOURCE[direction])}
 
 
-def main(family, task_name, rep):
-    run = Run.open(family, task_name, rep)
+def main(run):
     top_n, alpha = steering_knobs(run.params)
     sp = run.params.section("steer")
-    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.section("max_prompts").int(family, lo=1)
-    site = check_site(family, run.family_params.str("site"))
+    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.section("max_prompts").int(run.family, lo=1)
+    site = run.site
     probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
     neurons_path = run.run_dir / "neurons.safetensors"
     stats, n_pairs = read_tensors(neurons_path), int(read_tensor_metadata(neurons_path).get("n_pairs", "0"))
@@ -37,8 +33,8 @@ def main(family, task_name, rep):
         write_json(run.metrics_dir / "steer.json", {"alpha": alpha, "topN": top_n, "n_pairs": 0,
                                                     "skipped": "no MEM/GEN pairs were found on the probes"})
         return
-    model, codec = load_run_model(family, run.model_dir, run.device(), run.family_params)
-    modules = site_modules(model, family, site)
+    model, codec = run.load_model()
+    modules = run.site_modules(model)
     max_new = max_answer_tokens(codec, probes)
 
     def decode(subset, shifts, desc):
@@ -51,7 +47,7 @@ def main(family, task_name, rep):
     selected = select_top(rho, top_n)
     max_abs = float(nmd.flatten()[selected].abs().max())
     generator = torch.Generator().manual_seed(derive_seed(run.seed, "random-baseline"))
-    result = {"alpha": alpha, "topN": top_n, "n_pairs": n_pairs, "n_neurons": len(selected), "n_prompts": len(probes),
+    result = {"site": site, "alpha": alpha, "topN": top_n, "n_pairs": n_pairs, "n_neurons": len(selected), "n_prompts": len(probes),
               "unsteered": {b.lower(): sum(x == b for x in labels) / len(labels) for b in (MEM, GEN, OTHER)}}
     rows = [{**p, "condition": "unsteered", "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
     for direction in (TO_GEN, TO_MEM):
@@ -67,13 +63,5 @@ def main(family, task_name, rep):
     write_json(run.metrics_dir / "steer.json", result)
 
 
-@click.command()
-@click.argument("family")
-@click.argument("task")
-@click.argument("rep", type=int)
-def cli(family, task, rep):
-    run_main(main, family, task, rep)
-
-
 if __name__ == "__main__":
-    cli()
+    run_command(main)()

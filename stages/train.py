@@ -1,12 +1,10 @@
 """Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield."""
-import click
 
 from memgen.behaviour import first_groups
-from memgen.errors import run_main
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.models import check_model_params, new_model
 from memgen.plots import write_csv
-from memgen.run import Run
+from memgen.run import run_command
 from memgen.training import train
 
 
@@ -21,17 +19,16 @@ def train_settings(fp, task_name):
             "max_other": t.float("max_other", lo=0.0, hi=1.0)}
 
 
-def main(family, task_name, rep):
-    run = Run.open(family, task_name, rep)
+def main(run):
     fp = run.family_params
-    cfg = train_settings(fp, task_name)
-    check_model_params(family, fp)
+    cfg = train_settings(fp, run.task_name)
+    check_model_params(run.family, fp)
     device = run.device()
 
     examples = read_jsonl(run.data_dir / "train.jsonl")
     val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), cfg["eval_groups"])
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
-    model, codec, save = new_model(family, fp, run.task, texts, seed=run.seed)
+    model, codec, save = new_model(run.family, fp, run.task, texts, seed=run.seed)
     model.to(device)
     curve, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}")
 
@@ -42,13 +39,5 @@ def main(family, task_name, rep):
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})
 
 
-@click.command()
-@click.argument("family")
-@click.argument("task")
-@click.argument("rep", type=int)
-def cli(family, task, rep):
-    run_main(main, family, task, rep)
-
-
 if __name__ == "__main__":
-    cli()
+    run_command(main)()

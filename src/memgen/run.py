@@ -1,11 +1,13 @@
 """What every per-run stage starts with: checked params and identity of (family, task, replicate)."""
 from dataclasses import dataclass
 
+import click
 
-from .errors import UserError
-from .models import check_family, pick_device
+from .errors import UserError, run_main
+from .models import check_family, load_run_model, pick_device
 from .params import derive_seed, load_params
 from .paths import data_dir, metrics_dir, model_dir, run_dir
+from .sites import check_site, site_modules
 from .tasks import load_task
 
 
@@ -42,6 +44,17 @@ class Run:
         return pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda")))
 
     @property
+    def site(self):
+        return check_site(self.family, self.family_params.str("site"))
+
+    def load_model(self):
+        """This run's trained model (eval mode) and codec."""
+        return load_run_model(self.family, self.model_dir, self.device(), self.family_params)
+
+    def site_modules(self, model):
+        return site_modules(model, self.family, self.site)
+
+    @property
     def data_dir(self):
         return data_dir(self.task_name)
 
@@ -56,3 +69,14 @@ class Run:
     @property
     def metrics_dir(self):
         return metrics_dir(self.family, self.task_name, self.rep)
+
+
+def run_command(main):
+    """The command line of a per-run stage, `FAMILY TASK REP`, calling main(run)."""
+    @click.command(help=main.__doc__)
+    @click.argument("family")
+    @click.argument("task")
+    @click.argument("rep", type=int)
+    def cli(family, task, rep):
+        run_main(lambda: main(Run.open(family, task, rep)))
+    return cli
