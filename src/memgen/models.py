@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from transformers.utils import logging as hf_logging
 
 from .codec import Codec, build_task_tokenizer, load_task_tokenizer
@@ -49,7 +50,7 @@ def from_pretrained_checked(cls, model_dir, **kwargs):
         raise UserError(f"{model_dir}: no config.json (not a saved model directory; run the stage that makes it)")
     try:
         return cls.from_pretrained(model_dir, use_safetensors=True, **kwargs)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{model_dir}: cannot load the checkpoint ({first})") from None
 
@@ -215,7 +216,7 @@ def _load_adapter(base, adapter_dir):
         raise UserError(f"{adapter_dir}: no adapter_config.json (not a saved adapter; run the train stage)")
     try:
         return PeftModel.from_pretrained(base, adapter_dir)
-    except (OSError, ValueError, RuntimeError, KeyError) as err:
+    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"{adapter_dir}: cannot load the adapter ({first})") from None
 

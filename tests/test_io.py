@@ -1,0 +1,40 @@
+import pytest
+import torch
+
+from memgen.errors import UserError
+from memgen.io import atomic_path, read_json, read_tensors, write_json, write_tensors
+
+
+def test_a_failed_write_leaves_nothing_behind(tmp_path):
+    target = tmp_path / "out.json"
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_directory_keeps_the_old_one(tmp_path):
+    target = tmp_path / "model"
+    with atomic_path(target, is_dir=True) as tmp:
+        (tmp / "weights").write_text("v1")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target, is_dir=True) as tmp:
+            (tmp / "weights").write_text("v2, half")
+            raise RuntimeError("killed mid-write")
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert (target / "weights").read_text() == "v1"
+    assert oct(target.stat().st_mode & 0o777) != oct(0o700)  # not left private like a temp dir
+
+
+def test_round_trips_and_clear_errors(tmp_path):
+    write_json(tmp_path / "a.json", {"b": 1})
+    assert read_json(tmp_path / "a.json") == {"b": 1}
+    (tmp_path / "bad.json").write_text("{")
+    with pytest.raises(UserError, match="bad.json: not valid JSON"):
+        read_json(tmp_path / "bad.json")
+    write_tensors(tmp_path / "t.safetensors", {"x": torch.arange(3.0)})
+    assert torch.equal(read_tensors(tmp_path / "t.safetensors")["x"], torch.arange(3.0))
+    (tmp_path / "t.safetensors").write_bytes(b"\x00" * 7)
+    with pytest.raises(UserError, match="t.safetensors: not a readable safetensors file"):
+        read_tensors(tmp_path / "t.safetensors")
