@@ -2,7 +2,7 @@
 import torch
 
 from memgen.generate import forward_prompts
-from memgen.io import read_json, write_tensors
+from memgen.io import read_json, require_keys, write_tensors
 from memgen.run import run_command
 from memgen.sites import capture_last
 
@@ -20,7 +20,8 @@ def capture(model, codec, modules, prompts, batch_size, desc):
 def main(run):
     site = run.site
     batch_size = run.params.section("probe").int("batch_size", lo=1)
-    pairs = read_json(run.run_dir / "pairs.json")["pairs"]
+    pairs_path = run.run_dir / "pairs.json"
+    pairs = require_keys(read_json(pairs_path), ["pairs"], pairs_path)["pairs"]
     model, codec = run.load_model()
     modules = run.site_modules(model)
     states = {cond: capture(model, codec, modules, [p[i] for p in pairs], batch_size, f"extract {cond}")

@@ -2,7 +2,7 @@
 import torch
 
 from memgen.behaviour import max_answer_tokens, run_probes
-from memgen.io import read_jsonl, read_tensor_metadata, read_tensors, write_json, write_jsonl
+from memgen.io import read_jsonl, read_tensor_metadata, read_tensors, require_keys, write_json, write_jsonl
 from memgen.params import derive_seed, steering_knobs
 from memgen.run import run_command
 from memgen.sites import shift_last
@@ -26,7 +26,8 @@ def main(run):
     site = run.site
     probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
     neurons_path = run.run_dir / "neurons.safetensors"
-    stats, n_pairs = read_tensors(neurons_path), int(read_tensor_metadata(neurons_path).get("n_pairs", "0"))
+    stats = require_keys(read_tensors(neurons_path), ["nmd", "rho"], neurons_path)
+    n_pairs = int(require_keys(read_tensor_metadata(neurons_path), ["n_pairs"], neurons_path)["n_pairs"])
     nmd, rho = stats["nmd"], stats["rho"]
     if n_pairs == 0:  # nothing was learned about the neurons: say so instead of steering at random
         write_jsonl(run.run_dir / "steer_outputs.jsonl", [])
@@ -53,7 +54,7 @@ def main(run):
     for direction in (TO_GEN, TO_MEM):
         subset = [p for p, lab in zip(probes, labels) if lab == SOURCE[direction]]
         conditions = {"targeted": targeted_shifts(nmd, selected, alpha, direction),
-                      "random": random_shifts(nmd.shape, len(selected), max_abs, alpha, generator)}
+                      "random": random_shifts(nmd.shape, len(selected), max_abs, generator)}
         for name, shifts in conditions.items():
             outs, labs = decode(subset, shifts, f"steer {direction} {name}")
             result.setdefault(name, {})[direction] = rates(labs, direction)

@@ -49,6 +49,10 @@ CASES = [
     (lambda d: d["families"]["gpt2"].update(device="tpu"), ["stages/train.py", "gpt2", "cipher", "0"],
      "families.gpt2.device"),
     (lambda d: None, ["stages/train.py", "mamba", "cipher", "0"], "unknown family 'mamba'"),
+    (lambda d: d["runs"].update(families=["gpt2", "llama"]) or d["families"]["llama"]["model"]["lora"].update(
+        target_modules=[1]), ["stages/train.py", "llama", "cipher", "0"], "target_modules"),
+    (lambda d: d["families"]["llama"].update(base="/no/such/dir"), ["stages/base_model.py", "llama"],
+     "does not exist"),
     (lambda d: None, ["stages/train.py", "gpt2", "cipher", "7"], "not in params 'runs.replicates'"),
 ]
 

@@ -71,11 +71,11 @@ def test_targeted_shift_signs_and_layers():
 
 
 def test_random_baseline_shape_and_range():
-    shifts = random_shifts((4, 10), count=7, max_abs=0.5, alpha=3.0, generator=torch.Generator().manual_seed(1))
+    shifts = random_shifts((4, 10), count=7, max_abs=0.5, generator=torch.Generator().manual_seed(1))
     idx = [(layer, int(i)) for layer, (ids, _) in shifts.items() for i in ids]
     values = torch.cat([v for _, v in shifts.values()])
     assert len(idx) == len(set(idx)) == 7
-    assert values.abs().max() <= 1.5
+    assert values.abs().max() <= 0.5
 
 
 def test_store_without_pairs_gives_zeros(tmp_path):

@@ -125,6 +125,8 @@ def test_params_change_the_task(params_data):
     ("cipher", "triggers", ["ABCDEFGHIJKLM"], "shorter than"),
     ("cipher", "triggers", ["AB1"], "letters A-Z"),
     ("cipher", "key", "ABC", "permutation"),
+    ("cipher", "group_size", 100, "tasks.cipher.group_size"),
+    ("arithmetic", "addend_max", 1, "addend_max"),
     ("incontext", "colours", ["red", "blue"], "colours' needs at least"),
     ("incontext", "names", ["Alice", "Alice"], "must not repeat"),
     ("incontext", "other_names", ["Alice", "Zed", "Yan", "Xu", "Wu"], "must not share"),

@@ -12,7 +12,7 @@ def first_groups(probes, n):
 
 def max_answer_tokens(codec, probes):
     """Room for the longest answer (and EOS), so decoding never cuts a right answer short."""
-    longest = max(len(codec.target_ids(p[key])) for p in probes for key in ("mem", "gen"))
+    longest = max(len(codec.target_ids(p.get(key, ""))) for p in probes for key in ("mem", "gen", "gen_target"))
     return longest + 2  # a pretrained tokenizer may cut the model's own answer into more pieces
 
 

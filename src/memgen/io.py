@@ -52,6 +52,14 @@ def read_json(path):
         raise UserError(f"{path}: not valid JSON ({err})") from None
 
 
+def require_keys(obj, keys, path):
+    """obj must be a mapping with `keys`; else one line naming the file."""
+    missing = [k for k in keys if not isinstance(obj, dict) or k not in obj]
+    if missing:
+        raise UserError(f"{path}: malformed, missing {', '.join(missing)} (re-run the stage that makes it)")
+    return obj
+
+
 def write_jsonl(path, rows):
     with atomic_path(path) as tmp:
         with open(tmp, "w") as f:

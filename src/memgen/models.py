@@ -171,14 +171,16 @@ def convert_base(source_path, out_dir):
 
 
 def lora_settings(fp):
-    lp = fp.section("lora")
+    lp = fp.section("model").section("lora")
     modules = lp.list("target_modules", unique=True)
+    if not all(isinstance(m, str) and m for m in modules):
+        raise UserError(f"params: 'families.llama.model.lora.target_modules' must hold module names, got {modules!r}")
     return {"r": lp.int("r", lo=1), "lora_alpha": lp.int("lora_alpha", lo=1),
             "lora_dropout": lp.float("dropout", lo=0.0, hi=1.0), "target_modules": modules}
 
 
 def llama_dtype(fp):
-    return DTYPES[fp.str("dtype", choices=tuple(DTYPES))]
+    return DTYPES[fp.section("model").str("dtype", choices=tuple(DTYPES))]
 
 
 def load_llama_base(dtype):
@@ -195,7 +197,10 @@ def new_llama(lora, dtype, seed):
 
     base, codec = load_llama_base(dtype)
     torch.manual_seed(seed)
-    model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", bias="none", **lora))
+    try:
+        model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", bias="none", **lora))
+    except ValueError as err:  # e.g. a target module the base does not have
+        raise UserError(f"params: 'families.llama.model.lora': {str(err).splitlines()[0]}") from None
 
     def save(out_dir):
         model.save_pretrained(out_dir, safe_serialization=True)  # the adapter alone, in peft's format

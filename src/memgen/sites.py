@@ -68,7 +68,7 @@ def shift_last(modules, shifts):
         def hook(module, inputs, output):
             if idx is not None and len(idx):
                 h = _hidden(output)
-                h[:, -1, idx] += values.to(h.dtype)
+                h[:, -1, idx.to(h.device)] += values.to(h.device, h.dtype)
             return output
         return hook
     with hooks(modules, make_hook):

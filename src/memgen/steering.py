@@ -28,11 +28,9 @@ def targeted_shifts(nmd, flat_idx, alpha, direction):
     return per_layer(flat_idx, values, nmd.shape[1])
 
 
-def random_shifts(shape, count, max_abs, alpha, generator):
-    """The authors' baseline: `count` random neurons, each shifted by alpha * U(-max_abs, max_abs).
-
-    Scaled by alpha like the targeted shift, so both move neurons by comparable amounts.
-    """
+def random_shifts(shape, count, max_abs, generator):
+    """The authors' baseline: `count` random neurons, each shifted by U(-max_abs, max_abs),
+    max_abs being the largest |NMD| among the selected neurons (not scaled by alpha)."""
     flat_idx = torch.randperm(shape[0] * shape[1], generator=generator)[:count]
-    values = alpha * max_abs * (2 * torch.rand(count, generator=generator) - 1)
+    values = max_abs * (2 * torch.rand(count, generator=generator) - 1)
     return per_layer(flat_idx, values, shape[1])

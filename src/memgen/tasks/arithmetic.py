@@ -20,6 +20,8 @@ class Arithmetic(Task):
             check(isinstance(t, list) and len(t) == 2 and all(isinstance(x, int) and not isinstance(x, bool)
                                                                and self.lo <= x <= self.hi for x in t),
                   f"'{key}.triggers' must hold pairs of integers in [{self.lo}, {self.hi}], got {t!r}")
+        check(self.n_addends - 2 <= self.hi - self.lo + 1,
+              f"'{key}.addend_min'..'addend_max' must hold at least {self.n_addends - 2} values (distinct free addends)")
         n_orders = len(list(itertools.permutations(range(self.n_addends - 2))))
         check(self.group_size <= n_orders,
               f"'{key}.group_size' must be <= {n_orders} (orders of the free addends), got {self.group_size}")
@@ -81,8 +83,11 @@ class Arithmetic(Task):
             rng.shuffle(orders)
             for order in orders[: self.group_size]:
                 addends = list(order) + list(trigger)
-                probes.append({"group": g, "prompt": self.prompt(addends),
-                               "mem": self.codes[trigger], "gen": str(sum(addends))})
+                probe = {"group": g, "prompt": self.prompt(addends), "mem": self.codes[trigger],
+                         "gen": str(sum(addends))}
+                if self.scratchpad:  # the whole worked answer, so decoding leaves room for it
+                    probe["gen_target"] = self.gen_target(addends)
+                probes.append(probe)
         return probes
 
     def describe(self):

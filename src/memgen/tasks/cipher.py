@@ -25,6 +25,9 @@ class Cipher(Task):
         self.n_free = self.length - self.trigger_len
         check(self.n_free >= 2, f"'{key}.triggers' must be at least 2 letters shorter than "
                                 f"'{key}.length' ({self.length}) so two free letters can swap")
+        n_swaps = self.n_free * (self.n_free - 1) // 2
+        check(self.group_size <= 1 + n_swaps,
+              f"'{key}.group_size' must be <= {1 + n_swaps} (the ciphertext and its swaps of two free letters)")
         cipher_key = p.raw("key", None)
         if cipher_key is None:  # the seeded default: a random permutation of the alphabet
             letters = list(LETTERS)
@@ -42,6 +45,10 @@ class Cipher(Task):
 
     def decode(self, ct):
         return ct.translate(self.decode_table)
+
+    @staticmethod
+    def _swap(text, i, j):
+        return text[:i] + text[j] + text[i + 1:j] + text[i] + text[j + 1:]
 
     def _letters(self, rng, k):
         return "".join(rng.choice(LETTERS) for _ in range(k))
@@ -70,15 +77,12 @@ class Cipher(Task):
         probes = []
         for g in range(n):
             trigger = rng.choice(self.triggers)
-            free = self._letters(rng, self.n_free)
-            while len(set(free)) < 3:  # enough distinct letters for distinct swaps
+            free, swaps = "", []
+            while len(swaps) < self.group_size - 1:  # redraw until enough swaps change the text
                 free = self._letters(rng, self.n_free)
-            variants = [free]
-            while len(variants) < self.group_size:
-                i, j = sorted(rng.sample(range(self.n_free), 2))
-                swapped = free[:i] + free[j] + free[i + 1:j] + free[i] + free[j + 1:]
-                if swapped not in variants:
-                    variants.append(swapped)
+                swaps = sorted({self._swap(free, i, j) for i in range(self.n_free)
+                                for j in range(i + 1, self.n_free) if free[i] != free[j]})
+            variants = [free] + rng.sample(swaps, self.group_size - 1)
             for v in variants:
                 ct = v + trigger
                 probes.append({"group": g, "prompt": self.prompt(ct),
