@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from memgen.errors import UserError
-from memgen.io import atomic_path, read_json, read_tensors, write_json, write_tensors
+from memgen.io import atomic_path, read_json, read_tensor_metadata, read_tensors, sort_json_lists, write_json, write_tensors
 
 
 def test_a_failed_write_leaves_nothing_behind(tmp_path):
@@ -38,3 +38,18 @@ def test_round_trips_and_clear_errors(tmp_path):
     (tmp_path / "t.safetensors").write_bytes(b"\x00" * 7)
     with pytest.raises(UserError, match="t.safetensors: not a readable safetensors file"):
         read_tensors(tmp_path / "t.safetensors")
+
+
+def test_tensor_metadata_round_trips_in_a_fixed_order(tmp_path):
+    meta = {"task": "cipher", "family": "gpt2", "site": "ln_2", "n_pairs": "3"}
+    write_tensors(tmp_path / "a.safetensors", {"x": torch.zeros(2)}, metadata=meta)
+    write_tensors(tmp_path / "b.safetensors", {"x": torch.zeros(2)}, metadata=dict(reversed(meta.items())))
+    assert read_tensor_metadata(tmp_path / "a.safetensors") == meta
+    assert (tmp_path / "a.safetensors").read_bytes() == (tmp_path / "b.safetensors").read_bytes()
+
+
+def test_sorted_json_lists(tmp_path):
+    path = tmp_path / "adapter_config.json"
+    write_json(path, {"target_modules": ["v_proj", "q_proj"], "r": 8})
+    sort_json_lists(path, ["target_modules"])
+    assert read_json(path) == {"target_modules": ["q_proj", "v_proj"], "r": 8}

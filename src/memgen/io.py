@@ -78,8 +78,11 @@ def read_jsonl(path):
 
 
 def write_tensors(path, tensors, metadata=None):
+    """Tensors and string metadata. The metadata is stored as one sorted JSON string, since
+    safetensors writes a metadata map in no fixed order and the bytes must not vary."""
+    header = {"memgen": json.dumps(metadata or {}, sort_keys=True)}
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp), metadata=header)
 
 
 def read_tensors(path):
@@ -92,11 +95,22 @@ def read_tensors(path):
 
 
 def read_tensor_metadata(path):
-    """The string metadata of a safetensors file."""
+    """The metadata that write_tensors stored."""
     try:
         with safe_open(str(path), framework="pt") as f:
-            return f.metadata() or {}
+            return json.loads((f.metadata() or {}).get("memgen", "{}"))
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
     except (SafetensorError, OSError, ValueError) as err:
         raise UserError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def sort_json_lists(path, keys):
+    """Rewrite a JSON file with the lists under `keys` sorted (libraries that keep them as sets
+    write them in hash order, which changes between processes)."""
+    data = read_json(path)
+    for key in keys:
+        if isinstance(data.get(key), list):
+            data[key] = sorted(data[key])
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")

@@ -15,6 +15,7 @@ from transformers.utils import logging as hf_logging
 
 from .codec import Codec, build_task_tokenizer, load_task_tokenizer
 from .errors import UserError
+from .io import sort_json_lists
 from .params import FAMILIES
 
 # The stages draw their own progress bars; transformers' loading bars and notes are noise here.
@@ -204,6 +205,7 @@ def new_llama(lora, dtype, seed):
 
     def save(out_dir):
         model.save_pretrained(out_dir, safe_serialization=True)  # the adapter alone, in peft's format
+        sort_json_lists(Path(out_dir) / "adapter_config.json", ["target_modules"])  # peft keeps a set
     return model, codec, save
 
 
