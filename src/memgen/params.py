@@ -94,10 +94,6 @@ def derive_seed(base, *names):
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
 
 
-def base_seed(params):
-    return params.int("seed", lo=0)
-
-
 def steering_knobs(params):
     """The top-level knobs that `dvc exp run -S` sweeps."""
     top_n = params.float("topN", lo=0.0, hi=1.0, lo_open=True)
