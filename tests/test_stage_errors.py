@@ -20,11 +20,15 @@ def run_stage(workdir, *args):
     return subprocess.run([sys.executable, *args], cwd=workdir, capture_output=True, text=True, timeout=120)
 
 
+class Text(str):
+    """What an edit returns to replace params.yaml with text that is not YAML."""
+
+
 def edit_params(workdir, edit):
     path = workdir / "params.yaml"
     data = yaml.safe_load(path.read_text())
-    edit(data)
-    path.write_text(yaml.safe_dump(data))
+    result = edit(data)
+    path.write_text(result if isinstance(result, Text) else yaml.safe_dump(data))
 
 
 def drop(key):
@@ -54,6 +58,19 @@ CASES = [
     (lambda d: d["families"]["llama"].update(base="/no/such/dir"), ["stages/base_model.py", "llama"],
      "does not exist"),
     (lambda d: None, ["stages/train.py", "gpt2", "cipher", "7"], "not in params 'runs.replicates'"),
+    (lambda d: d.update(alpha=-1), ["stages/steer.py", "gpt2", "cipher", "0"], "'alpha' must be in [0.0, inf], got -1"),
+    (lambda d: Text("seed: 0\ntopN: [0.05\n"), ["stages/data.py", "cipher"],
+     "params.yaml: not valid YAML (expected ',' or ']', but got '<stream end>' at line 3, column 1)"),
+    (lambda d: d["tasks"]["arithmetic"].update(addend_min=40), ["stages/data.py", "arithmetic"],
+     "'tasks.arithmetic.addend_max' must be in [41, inf], got 30"),
+    (lambda d: d["tasks"]["incontext"].update(n_distractors=20), ["stages/data.py", "incontext"],
+     "'tasks.incontext.colours' needs at least 22 colours for 20 distractors"),
+    (lambda d: d["tasks"]["cipher"].update(key="A" * 26), ["stages/data.py", "cipher"],
+     "'tasks.cipher.key' must be null or a permutation of the 26 letters A-Z"),
+    (lambda d: d["runs"].update(tasks=["cipher"]), ["stages/train.py", "gpt2", "arithmetic", "0"],
+     "'arithmetic' is not in params 'runs.tasks' (['cipher'])"),
+    (lambda d: d["probe"].update(max_groups={"llama": 100}), ["stages/probe.py", "gpt2", "cipher", "0"],
+     "missing key 'probe.max_groups.gpt2'"),
 ]
 
 
@@ -69,7 +86,15 @@ def test_bad_input_gives_one_line(workdir, edit, command, needle):
     assert not (workdir / "data").exists() and not (workdir / "models").exists() and not (workdir / "metrics").exists()
 
 
+def test_malformed_command_line_is_a_usage_error(workdir):
+    """A replicate that is not an integer never reaches the stage: click's usage message, exit 2."""
+    result = run_stage(workdir, "stages/train.py", "gpt2", "cipher", "x")
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "Invalid value for 'REP': 'x' is not a valid integer" in result.stderr
+    assert not (workdir / "data").exists() and not (workdir / "models").exists()
+
+
 def test_missing_input_names_the_file(workdir):
     result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "data/cipher/probe.jsonl: file not found" in result.stderr
+    assert "data/tasks/cipher/probe.jsonl: file not found" in result.stderr

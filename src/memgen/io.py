@@ -1,6 +1,7 @@
 """Atomic writes (temp path, then rename) and readers that name the broken file."""
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -12,11 +13,27 @@ from safetensors.torch import load_file, save_file
 from .errors import UserError
 
 
+def _remove_stale_temps(path):
+    """Remove the temp paths that a killed writer of `path` left beside it (`.<name>.` and the 8
+    characters mkstemp/mkdtemp add): they are never output, but would reach git or a dvc dep's hash."""
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}")
+    for entry in path.parent.iterdir():
+        if pattern.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path, is_dir=False):
-    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds.
+
+    A writer killed at any point (SIGKILL, out of memory) leaves `path` either as it was, complete,
+    or absent, never partial; its temp path is removed by the next write of `path`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(path)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     else:
@@ -28,9 +45,13 @@ def atomic_path(path, is_dir=False):
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)  # mkstemp/mkdtemp make them private
-        if path.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        if path.is_dir():  # moved aside first, so a kill never leaves it half deleted
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -88,6 +109,18 @@ def write_tensors(path, tensors, metadata=None):
 def read_tensors(path):
     try:
         return load_file(str(path))
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise UserError(f"{path}: not a readable safetensors file ({err})") from None
+
+
+def tensor_names(path):
+    """The tensor names of a safetensors file; opening it checks its header and its size, so a
+    truncated or corrupted file is one line naming it."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return set(f.keys())
     except FileNotFoundError:
         raise UserError(f"{path}: file not found (run the stage that makes it first)") from None
     except (SafetensorError, OSError, ValueError) as err:

