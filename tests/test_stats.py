@@ -23,7 +23,7 @@ def store(tmp_path):
 
 def test_nmd_and_rho_match_scipy(store):
     path, mem, gen = store
-    nmd, rho, n = neuron_stats(path, chunk_rows=5)  # several chunks, the last one short
+    nmd, rho, n = neuron_stats(path, chunk_bytes=5 * 3 * 11 * 4)  # 5-row chunks, the last one short
     assert n == len(mem)
     assert torch.allclose(nmd, (mem - gen).mean(0), atol=1e-5)
     labels = np.r_[np.ones(len(mem)), np.zeros(len(gen))]
@@ -40,7 +40,7 @@ def test_nmd_and_rho_match_scipy(store):
 
 def test_chunking_does_not_change_results(store):
     path, _, _ = store
-    a, b = neuron_stats(path, chunk_rows=1), neuron_stats(path, chunk_rows=1000)
+    a, b = neuron_stats(path, chunk_bytes=1), neuron_stats(path, chunk_bytes=10**6)  # 1 row / all rows
     assert torch.allclose(a[0], b[0], atol=1e-6) and torch.allclose(a[1], b[1], atol=1e-6) and a[2] == b[2]
 
 
@@ -51,6 +51,14 @@ def test_broken_store_names_the_file(tmp_path):
         neuron_stats(path)
     with pytest.raises(UserError, match="not found"):
         neuron_stats(tmp_path / "missing.safetensors")
+
+
+def test_truncated_store_names_the_file(store):
+    path, _, _ = store
+    data = path.read_bytes()
+    path.write_bytes(data[:-100])
+    with pytest.raises(UserError, match=r"acts.safetensors: not a readable activation store .*cut short"):
+        neuron_stats(path)
 
 
 def test_top_selection_is_global_by_abs_rho():

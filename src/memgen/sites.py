@@ -5,6 +5,8 @@ always use the same site, so the neurons found are the neurons moved.
 """
 from contextlib import contextmanager
 
+import torch
+
 from .errors import UserError
 
 SITES = {
@@ -50,7 +52,8 @@ def capture_last(modules, store):
     """Append each layer's state at the last position, as float32 [batch, width], to store[layer]."""
     def make_hook(layer):
         def hook(module, inputs, output):
-            store[layer].append(_hidden(output)[:, -1, :].detach().float().cpu())
+            # a copy: a view of the last position would keep the whole [batch, positions, width] output alive
+            store[layer].append(_hidden(output)[:, -1, :].detach().to("cpu", torch.float32, copy=True))
         return hook
     with hooks(modules, make_hook):
         yield
