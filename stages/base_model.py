@@ -2,7 +2,7 @@
 safetensors directory with its tokenizer; gpt2: trained from scratch, so only that fact is recorded."""
 import click
 
-from memgen.errors import UserError, run_main
+from memgen.errors import OneLineCommand, UserError, run_main
 from memgen.io import atomic_path, write_json
 from memgen.models import base_dir, check_base_source, check_family, convert_base
 from memgen.params import load_params
@@ -22,7 +22,7 @@ def main(family):
         write_json(out / "source.json", convert_base(path, out))
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("family")
 def cli(family):
     run_main(main, family)

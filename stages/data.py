@@ -3,7 +3,7 @@ import random
 
 import click
 
-from memgen.errors import run_main
+from memgen.errors import OneLineCommand, run_main
 from memgen.io import atomic_path, write_json, write_jsonl
 from memgen.params import derive_seed, load_params
 from memgen.paths import data_dir
@@ -28,7 +28,7 @@ def main(task_name):
         write_json(out / "task.json", {"task": task_name, **task.describe()})
 
 
-@click.command()
+@click.command(cls=OneLineCommand)
 @click.argument("task")
 def cli(task):
     run_main(main, task)

@@ -11,10 +11,10 @@ def main(run):
     write_tensors(run.run_dir / "neurons.safetensors", {"nmd": nmd, "rho": rho},
                   metadata={"layout": "[layer, neuron]", "rho": "Pearson r with label MEM=1, GEN=0",
                             "n_pairs": str(n_pairs)})
-    nmd_heatmap(run.metrics_dir / "nmd_heatmap.png", nmd, f"{run.family} {run.task_name} r{run.rep}: sorted NMD per layer")
+    nmd_heatmap(run.plot_path("nmd_heatmap", "png"), nmd, f"{run.family} {run.task_name} r{run.rep}: sorted NMD per layer")
     by_layer = [{"layer": layer, "max_abs_rho": float(rho[layer].abs().max()),
                  "mean_abs_nmd": float(nmd[layer].abs().mean())} for layer in range(rho.shape[0])]
-    write_csv(run.metrics_dir / "neurons_by_layer.csv", by_layer)
+    write_csv(run.plot_path("neurons_by_layer"), by_layer)
     write_json(run.metrics_dir / "neurons.json", {
         "n_pairs": n_pairs, "layers": rho.shape[0], "width": rho.shape[1], "max_abs_rho": float(rho.abs().max()),
         "max_abs_nmd": float(nmd.abs().max())})

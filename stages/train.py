@@ -1,8 +1,10 @@
-"""Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield."""
+"""Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield.
+Task "multitask": one model on every task of `runs.tasks`, its val probes from all of them."""
 
 from memgen.behaviour import first_groups
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.models import check_model_params, new_model
+from memgen.paths import MULTITASK, data_dir
 from memgen.plots import write_csv
 from memgen.run import run_command
 from memgen.training import train
@@ -19,14 +21,25 @@ def train_settings(fp, task_name):
             "max_other": t.float("max_other", lo=0.0, hi=1.0)}
 
 
+def training_data(run, eval_groups):
+    """Training examples and the val probes that choose the checkpoint (eval_groups per task)."""
+    if run.task_name != MULTITASK:
+        return read_jsonl(run.data_dir / "train.jsonl"), first_groups(read_jsonl(run.data_dir / "val.jsonl"), eval_groups)
+    examples, val = [], []
+    for name in run.task.tasks:  # the trainer shuffles, so the tasks mix in every batch
+        examples += read_jsonl(data_dir(name) / "train.jsonl")
+        val += [{**p, "task": name, "group": f"{name}/{p['group']}"}
+                for p in first_groups(read_jsonl(data_dir(name) / "val.jsonl"), eval_groups)]
+    return examples, val
+
+
 def main(run):
     fp = run.family_params
     cfg = train_settings(fp, run.task_name)
     check_model_params(run.family, fp)
     device = run.device()
 
-    examples = read_jsonl(run.data_dir / "train.jsonl")
-    val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), cfg["eval_groups"])
+    examples, val = training_data(run, cfg["eval_groups"])
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
     model, codec, save = new_model(run.family, fp, run.task, texts, seed=run.seed)
     model.to(device)
@@ -34,7 +47,7 @@ def main(run):
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)
-    write_csv(run.metrics_dir / "train_curve.csv", curve)
+    write_csv(run.plot_path("train_curve"), curve)
     write_json(run.metrics_dir / "train.json", {"chosen_step": chosen["step"], **{
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})
 

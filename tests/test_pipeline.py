@@ -1,10 +1,17 @@
-"""End to end: the real `dvc repro` on the tiny profile in a temporary git repo, then an
-experiment that changes alpha, then a second run from scratch that must give the same bytes."""
+"""End to end: the real `dvc repro` on the tiny profile in a temporary git repo, then
+experiments that change alpha (one run directly, a queued sweep), a second run from scratch
+that must give the same bytes, and sharing: push / fresh clone / pull through the local
+default remote and a loopback S3 endpoint, and what a missing or unreachable remote does."""
+import hashlib
 import json
+import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -13,6 +20,17 @@ import yaml
 from conftest import ROOT
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
+# Stages upstream of steering: a change of alpha must never re-run them.
+UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
+            "probe_multitask", "extract_multitask", "neurons_multitask"}
+CONDITIONS = ("targeted", "random", "random_magnitude", "bottom_rho", "random_sign")
+# A loopback S3 (moto) with dummy credentials; nothing is asked of any other host, and one
+# attempt per request keeps an unreachable endpoint quick to fail.
+S3_ENV = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard", "AWS_EC2_METADATA_DISABLED": "true",
+          "AWS_PROFILE": None, "AWS_DEFAULT_PROFILE": None,  # None: unset
+          "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+BUCKET = "memgen"
+LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
 
 def merge(base, over):
@@ -24,11 +42,17 @@ def merge(base, over):
     return base
 
 
-def sh(cwd, *args):
-    # the venv's dvc and python, also when pytest was started without activating it
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    result = subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=env)
+def run(cwd, *args, env=None, timeout=None):
+    """The command's CompletedProcess whatever its exit status, with the venv's dvc and python
+    first on PATH, also when pytest was started without activating it."""
+    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {}),
+                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    full_env = {key: value for key, value in full_env.items() if value is not None}
+    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
+
+
+def sh(cwd, *args, env=None):
+    result = run(cwd, *args, env=env)
     assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result.stdout + result.stderr
 
@@ -60,6 +84,49 @@ def lock_hashes(path):
     return {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
 
 
+def stages_run(output):
+    """Stage names (without the matrix item) of the `Running stage '...'` lines in dvc's output."""
+    return {line.split("'")[1].split("@")[0] for line in output.splitlines() if line.startswith("Running stage")}
+
+
+def remote_of(repo):
+    return repo.parent / "remote"  # where make_repo pointed the default remote
+
+
+def object_path(remote, md5):
+    return remote / "files" / "md5" / md5[:2] / md5[2:]
+
+
+def workspace(path):
+    """sha256 of every file in a checkout, .git and .dvc aside."""
+    return {str(f.relative_to(path)): hashlib.sha256(f.read_bytes()).hexdigest()
+            for f in sorted(path.rglob("*"))
+            if f.is_file() and f.relative_to(path).parts[0] not in (".git", ".dvc")}
+
+
+def assert_reproduces_nothing(path):
+    status = sh(path, "dvc", "status")
+    assert "up to date" in status, status
+    repro = sh(path, "dvc", "repro")
+    assert not stages_run(repro), repro
+    assert "Data and pipelines are up to date" in repro, repro
+
+
+def closed_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens here once the socket is closed
+
+
+def add_s3_remote(path, endpoint, **options):
+    """An S3 remote `s3` in .dvc/config.local (not committed), with dummy credentials."""
+    sh(path, "dvc", "remote", "add", "--local", "-f", "s3", f"s3://{BUCKET}/cache")
+    settings = {"endpointurl": endpoint, "region": "us-east-1",
+                "access_key_id": "testing", "secret_access_key": "testing", **options}
+    for key, value in settings.items():
+        sh(path, "dvc", "remote", "modify", "--local", "s3", key, str(value))
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     base = tmp_path_factory.mktemp("pipeline")
@@ -70,41 +137,144 @@ def repo(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def clone(repo, tmp_path):
+    """A fresh git clone of the repo's last commit (whatever its workspace holds); removed after
+    the test, since each pulled clone holds a copy of every model."""
+    made = []
+
+    def make(name="clone"):
+        path = tmp_path / name
+        sh(tmp_path, "git", "clone", "-q", str(repo), str(path))
+        made.append(path)
+        return path
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def s3_endpoint():
+    """moto's S3 server on a free loopback port with one empty bucket; its URL."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # not a line per request in the report
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    LOOPBACK.open(urllib.request.Request(f"{url}/{BUCKET}", method="PUT"), timeout=30)
+    yield url
+    # drop the stored objects (the models are hundreds of MB) before the thread stops
+    LOOPBACK.open(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=30)
+    server.stop()
+
+
 def runs_of(path):
     params = yaml.safe_load((path / "params.yaml").read_text())["runs"]
     return [f"{f}/{t}/r{r}" for f in params["families"] for t in params["tasks"] for r in params["replicates"]]
 
 
+def wait_for_queue(path, names, timeout=1800):
+    """`dvc queue start` returns at once: poll `dvc queue status` until every task is done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        table = sh(path, "dvc", "queue", "status")
+        status = {fields[1]: fields[-1] for fields in map(str.split, table.splitlines())
+                  if len(fields) >= 4 and fields[1] in names}
+        if len(status) == len(names) and set(status.values()) <= {"Success", "Failed"}:
+            return status
+        assert time.monotonic() < deadline, f"the queue did not finish in {timeout} s:\n{table}"
+        time.sleep(5)
+
+
+def experiments(shown):
+    """Every experiment record (rev, name, data) in `dvc exp show --json` output, at any depth."""
+    if isinstance(shown, dict):
+        if {"rev", "name", "data"} <= shown.keys():
+            yield shown
+        for value in shown.values():
+            yield from experiments(value)
+    elif isinstance(shown, list):
+        for value in shown:
+            yield from experiments(value)
+
+
 def test_repro_produces_consistent_metrics(repo):
+    params = yaml.safe_load((repo / "params.yaml").read_text())
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    assert sorted(summary) == sorted(runs_of(repo))
+    assert sorted(summary["runs"]) == sorted(runs_of(repo))
     steered = 0
-    for name, run in summary.items():
-        probe, steer = run["probe"], run["steer"]
+    for name, run in summary["runs"].items():
+        probe, steer, predict = run["probe"], run["steer"], run["predict"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
-        assert (repo / "metrics" / "runs" / name / "nmd_heatmap.png").read_bytes()[:4] == b"\x89PNG"
-        assert steer["n_pairs"] == probe["n_pairs"]
+        heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
+        assert heatmap.read_bytes()[:4] == b"\x89PNG"
+        assert steer["n_pairs"] == probe["n_pairs"] == predict["n_pairs"]
         if probe["n_pairs"] == 0:  # said plainly, not steered at random
             assert "no MEM/GEN pairs" in steer["skipped"]
             continue
         steered += 1
         n_mem = round(steer["unsteered"]["mem"] * steer["n_prompts"])
-        assert steer["targeted"]["m2g"]["n"] == steer["random"]["m2g"]["n"] == n_mem
-        for cond in ("targeted", "random"):
-            for direction in ("m2g", "g2m"):
+        assert steer["targeted"]["m2g"]["n"] == n_mem
+        for direction in ("m2g", "g2m"):
+            for cond in CONDITIONS:  # every control on the same probes as the targeted steer
                 r = steer[cond][direction]
+                assert r["n"] == steer["targeted"][direction]["n"], cond
                 if r["n"]:
                     assert abs(r["success"] + r["other"] + r["unchanged"] - 1) < 1e-9
+                    assert r["k"] == round(r["success"] * r["n"]) and r["ci95"][0] <= r["success"] <= r["ci95"][1]
+        assert [g["alpha"] for g in steer["alpha_grid"]] == params["steer"]["alpha_grid"]
+        assert sum(layer["n_neurons"] for layer in steer["layers"]) == steer["n_neurons"]
+        if "skipped" not in predict:
+            assert len(predict["by_layer"]) == len(steer["layers"])
     assert steered >= 1, "the tiny profile should find pairs in at least one run"
-    assert "| gpt2/cipher/r0 |" in (repo / "metrics" / "report.md").read_text()
+
+    # the comparison stages: every ordered pair, and a diagonal that repeats the run's own steer
+    rs = params["runs"]
+    for family in rs["families"]:
+        for task in rs["tasks"]:
+            intra = json.loads((repo / "metrics" / "intra" / family / f"{task}.json").read_text())
+            assert intra["runs"] == [f"r{r}" for r in rs["replicates"]]
+            for rep in rs["replicates"]:
+                own = summary["runs"][f"{family}/{task}/r{rep}"]["steer"]
+                for direction in ("m2g", "g2m"):
+                    cell = intra[direction][f"r{rep}"][f"r{rep}"]
+                    if "skipped" not in own:
+                        assert (cell["k"], cell["n"]) == (own["targeted"][direction]["k"], own["targeted"][direction]["n"])
+        for rep in rs["replicates"]:
+            inter = json.loads((repo / "metrics" / "inter" / family / f"r{rep}.json").read_text())
+            assert sorted(inter["m2g"]) == sorted(rs["tasks"]) and all(
+                sorted(row) == sorted(rs["tasks"]) for row in inter["g2m"].values())
+            if family in rs["multitask"]:
+                assert inter["model"] == "one model trained on every task"
+                assert (repo / "models" / family / "multitask" / f"r{rep}" / "model.safetensors").exists()
+    report = (repo / "metrics" / "report.md").read_text()
+    assert "| gpt2/cipher/r0 |" in report and "Against the paper" in report
+    html = (repo / "metrics" / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="figures/controls.png"' in html
+    assert (repo / "metrics" / "figures" / "controls.png").read_bytes()[:4] == b"\x89PNG"
     assert "up to date" in sh(repo, "dvc", "status")
+
+
+def test_memgen_steer_cli(repo):
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    name = next(n for n, r in summary["runs"].items() if "skipped" not in r["steer"])
+    family, task, rep = name.split("/")
+    out = sh(repo, "memgen", "steer", family, task, "--rep", rep[1:], "--test", "2", "--alpha", "4")
+    assert "unsteered" in out and "to GEN" in out and "to MEM" in out and "alpha 4" in out
+    bad = run(repo, "memgen", "steer", family, task, "--topN", "2")
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith(
+        "error: --alpha must be >= 0 and --topN in (0, 1]")
 
 
 def test_alpha_experiment_reruns_only_steering(repo):
     out = sh(repo, "dvc", "exp", "run", "-S", "alpha=5")
-    ran = {line.split("'")[1].split("@")[0] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran == {"steer", "report"}, out
+    ran = stages_run(out)
+    assert {"steer", "report"} <= ran and not ran & UPSTREAM, out
     steer = json.loads((repo / "metrics" / "runs" / runs_of(repo)[0] / "steer.json").read_text())
     assert steer["alpha"] == 5
     diff = sh(repo, "dvc", "metrics", "diff", "--json")
@@ -120,10 +290,99 @@ def test_same_params_give_identical_bytes(repo, tmp_path):
     assert lock_hashes(repo) == lock_hashes(other)
 
 
-def test_push_then_pull_into_a_fresh_clone(repo, tmp_path):
-    sh(repo, "dvc", "push", "--all-commits")  # whatever the workspace holds, the committed run is pushed
-    clone = tmp_path / "clone"
-    sh(tmp_path, "git", "clone", "-q", str(repo), str(clone))
-    sh(clone, "dvc", "pull")
-    status = sh(clone, "dvc", "status")
-    assert "up to date" in status or "Data and pipelines are up to date" in status, status
+def test_queued_alpha_sweep_reruns_only_steering(repo):
+    alpha = yaml.safe_load(sh(repo, "git", "show", "HEAD:params.yaml"))["alpha"]
+    values = [a for a in (1, 2, 4) if a != alpha][:2]  # both differ from the committed run
+    sh(repo, "git", "checkout", "-q", "HEAD", "--", ".")  # queue from the committed run, whatever ran before
+    out = sh(repo, "dvc", "exp", "run", "--queue", "-S", f"alpha={values[0]},{values[1]}")
+    names = [line.split("'")[1] for line in out.splitlines() if line.startswith("Queued experiment")]
+    assert len(names) == 2, out
+    sh(repo, "dvc", "queue", "start", "-j", "2")
+    status = wait_for_queue(repo, names)
+    for name in names:
+        logs = sh(repo, "dvc", "queue", "logs", name)
+        assert status[name] == "Success", logs
+        ran = stages_run(logs)
+        assert "steer" in ran and not ran & UPSTREAM, logs
+    shown = {e["name"]: e["data"] for e in experiments(json.loads(run(repo, "dvc", "exp", "show", "--json").stdout))}
+    alphas = []
+    for name in names:
+        data = shown[name]
+        alphas.append(data["params"]["params.yaml"]["data"]["alpha"])
+        steered = {m["data"].get("alpha") for path, m in data["metrics"].items() if path.endswith("steer.json")}
+        assert steered - {None} == {alphas[-1]}, (name, data["metrics"])  # the metrics of that alpha
+    assert sorted(alphas) == sorted(values)
+
+
+def test_push_then_pull_into_a_fresh_clone(repo, clone):
+    sh(repo, "dvc", "push", "--all-commits", "--run-cache")  # whatever the workspace holds, the committed run is pushed
+    path = clone()
+    sh(path, "dvc", "pull", "--run-cache")
+    assert_reproduces_nothing(path)
+
+
+def test_push_then_pull_through_s3(repo, clone, s3_endpoint):
+    add_s3_remote(repo, s3_endpoint)
+    try:
+        sh(repo, "dvc", "push", "-r", "s3", "--all-commits", "--run-cache", env=S3_ENV)
+    finally:
+        sh(repo, "dvc", "remote", "remove", "--local", "s3")
+    path = clone()
+    add_s3_remote(path, s3_endpoint)
+    sh(path, "dvc", "pull", "-r", "s3", "--run-cache", env=S3_ENV)
+    assert_reproduces_nothing(path)
+
+
+@pytest.mark.parametrize("remote", ["missing directory", "closed port"])
+def test_pull_from_an_unreachable_remote_changes_nothing(repo, clone, tmp_path, remote):
+    sh(repo, "dvc", "push", "--all-commits")
+    path = clone()
+    some = next(p for p, md5 in lock_hashes(path).items() if md5 and md5.endswith(".dir"))
+    sh(path, "dvc", "pull", some)  # the workspace already holds some data
+    if remote == "missing directory":
+        sh(path, "dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "no-such-remote"))
+        args, expected = [], ["failed to pull data from the cloud", "neither locally nor on remote"]
+    else:
+        port = closed_port()
+        add_s3_remote(path, f"http://127.0.0.1:{port}", connect_timeout=2, read_timeout=5)
+        args, expected = ["-r", "s3"], ["Could not connect to the endpoint URL", f"http://127.0.0.1:{port}/"]
+    before = workspace(path)
+    started = time.monotonic()
+    result = run(path, "dvc", "pull", *args, "--run-cache", env=S3_ENV, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, output
+    assert time.monotonic() - started < 120, output
+    assert workspace(path) == before
+
+
+@pytest.mark.parametrize("kind", ["file", "directory member"])
+def test_pull_with_an_object_missing_from_the_remote(repo, clone, tmp_path, kind):
+    sh(repo, "dvc", "push", "--all-commits")
+    remote = tmp_path / "remote"  # hard links: the shared remote keeps every object
+    shutil.copytree(remote_of(repo), remote, copy_function=os.link)
+    path = clone()
+    outs = lock_hashes(path)
+    members = {out: json.loads(object_path(remote, md5).read_text())
+               for out, md5 in outs.items() if md5 and md5.endswith(".dir")}
+    every = [*outs.values(), *(m["md5"] for listing in members.values() for m in listing)]
+    unique = {md5 for md5 in every if every.count(md5) == 1 and md5 and object_path(remote, md5).exists()}
+    if kind == "file":
+        target, md5 = next((out, md5) for out, md5 in outs.items() if md5 in unique and not md5.endswith(".dir"))
+        named = [target, md5]
+    else:
+        target, md5 = next((out, m["md5"]) for out, listing in members.items() for m in listing if m["md5"] in unique)
+        named = [md5]  # dvc names the object it could not fetch, not the file inside the directory
+    object_path(remote, md5).unlink()
+    sh(path, "dvc", "remote", "modify", "--local", "local", "url", str(remote))
+    result = run(path, "dvc", "pull")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert "failed to pull data from the cloud" in output, output
+    for text in named:
+        assert text in output, output
+    out = path / target
+    assert not out.exists(), f"{target} was written without all of its data"
+    if out.parent.exists():  # nor a temporary file beside it
+        assert not [f.name for f in out.parent.iterdir() if out.name in f.name], sorted(out.parent.iterdir())

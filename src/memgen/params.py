@@ -69,6 +69,14 @@ class Params:
             raise UserError(f"params: '{self._key(key)}' must not repeat items, got {value!r}")
         return value
 
+    def numbers(self, key, lo=None):
+        """A non-empty list of numbers, each at least `lo`, as floats."""
+        value = self.list(key)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and v < lo) for v in value):
+            bound = "" if lo is None else f" >= {lo:g}"
+            raise UserError(f"params: '{self._key(key)}' must be a list of numbers{bound}, got {value!r}")
+        return [float(v) for v in value]
+
     def _in_range(self, key, value, lo, hi):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
@@ -81,8 +89,10 @@ def load_params(path="params.yaml"):
         data = yaml.safe_load(Path(path).read_text())
     except FileNotFoundError:
         raise UserError(f"{path}: file not found") from None
-    except yaml.YAMLError as err:
-        raise UserError(f"{path}: not valid YAML ({err})") from None
+    except yaml.YAMLError as err:  # its text spans several lines: the problem and where, in one
+        mark, problem = getattr(err, "problem_mark", None), getattr(err, "problem", None) or type(err).__name__
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{path}: not valid YAML ({problem}{where})") from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: must hold a mapping of params")
     return Params(data)

@@ -1,14 +1,18 @@
-"""What every per-run stage starts with: checked params and identity of (family, task, replicate)."""
+"""What every per-run stage starts with: checked params and identity of (family, task, replicate).
+
+A run is one model trained on one task, or (multitask=True) one task analysed on the model that
+a family in `runs.multitask` trained on every task; task "multitask" is that model's training run."""
 from dataclasses import dataclass
 
 import click
 
-from .errors import UserError, run_main
+from .errors import OneLineCommand, UserError, run_main
 from .models import check_family, load_run_model, pick_device
 from .params import derive_seed, load_params
-from .paths import data_dir, metrics_dir, model_dir, run_dir
+from .paths import MULTITASK, data_dir, metrics_dir, model_dir, plot_path, run_dir
 from .sites import check_site, site_modules
 from .tasks import load_task
+from .tasks.multitask import MultiTask
 
 
 @dataclass
@@ -17,18 +21,27 @@ class Run:
     family: str
     task_name: str
     rep: int
+    multitask: bool = False
 
     @classmethod
-    def open(cls, family, task, rep, params_path="params.yaml"):
+    def open(cls, family, task, rep, params_path="params.yaml", multitask=False):
         params = load_params(params_path)
         check_family(family)
         runs = params.section("runs")
-        for key, value in (("families", family), ("tasks", task), ("replicates", rep)):
-            allowed = runs.list(key, unique=True)
+        checks = [("families", family), ("replicates", rep)]
+        if multitask or task == MULTITASK:
+            checks.append(("multitask", family))
+        if task != MULTITASK:
+            checks.append(("tasks", task))
+        for key, value in checks:
+            allowed = runs.list(key, min_len=0, unique=True)
             if value not in allowed:
                 raise UserError(f"{value!r} is not in params 'runs.{key}' ({allowed})")
-        run = cls(params, family, task, rep)
-        run.task = load_task(params, task)
+        run = cls(params, family, task, rep, multitask and task != MULTITASK)
+        if task == MULTITASK:
+            run.task = MultiTask([load_task(params, t) for t in runs.list("tasks", unique=True)])
+        else:
+            run.task = load_task(params, task)
         return run
 
     @property
@@ -38,7 +51,8 @@ class Run:
     @property
     def seed(self):
         """This run's seed: init, batch order and baselines derive from it."""
-        return derive_seed(self.params.int("seed", lo=0), self.family, self.task_name, self.rep)
+        model = MULTITASK if self.multitask else self.task_name
+        return derive_seed(self.params.int("seed", lo=0), self.family, model, self.rep)
 
     def device(self):
         return pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda")))
@@ -60,23 +74,32 @@ class Run:
 
     @property
     def model_dir(self):
-        return model_dir(self.family, self.task_name, self.rep)
+        return model_dir(self.family, self.task_name, self.rep, self.multitask)
 
     @property
     def run_dir(self):
-        return run_dir(self.family, self.task_name, self.rep)
+        return run_dir(self.family, self.task_name, self.rep, self.multitask)
 
     @property
     def metrics_dir(self):
-        return metrics_dir(self.family, self.task_name, self.rep)
+        return metrics_dir(self.family, self.task_name, self.rep, self.multitask)
+
+    def plot_path(self, kind, ext="csv"):
+        return plot_path(kind, self.family, self.task_name, self.rep, ext, self.multitask)
+
+    @property
+    def name(self):
+        return f"{self.family}/{MULTITASK}/r{self.rep}/{self.task_name}" if self.multitask else \
+            f"{self.family}/{self.task_name}/r{self.rep}"
 
 
 def run_command(main):
-    """The command line of a per-run stage, `FAMILY TASK REP`, calling main(run)."""
-    @click.command(help=main.__doc__)
+    """The command line of a per-run stage, `FAMILY TASK REP [--multitask]`, calling main(run)."""
+    @click.command(cls=OneLineCommand, help=main.__doc__)
     @click.argument("family")
     @click.argument("task")
     @click.argument("rep", type=int)
-    def cli(family, task, rep):
-        run_main(lambda: main(Run.open(family, task, rep)))
+    @click.option("--multitask", is_flag=True, help="the task on the model trained on every task")
+    def cli(family, task, rep, multitask):
+        run_main(lambda: main(Run.open(family, task, rep, multitask=multitask)))
     return cli

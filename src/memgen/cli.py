@@ -1,0 +1,68 @@
+"""`memgen steer`: steer a trained run by hand, outside DVC.
+
+    memgen steer gpt2 cipher --alpha 5 --topN 0.1 --direction m2g --prompt "CIPHERTEXT:... ANS:"
+    memgen steer llama incontext --test 5        # the first 5 held-out test probes, both directions
+
+Loads the run's model and neurons once and prints the unsteered and steered outputs of each prompt.
+"""
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .errors import OneLineGroup, UserError, run_main
+from .evaluate import Steerer, read_neurons
+from .io import read_jsonl
+from .run import Run
+from .steering import DIRECTIONS, select_top, targeted_shifts
+
+
+@click.group(cls=OneLineGroup)
+def main():
+    """memgen: neuron-level memorization vs generalization, reproduced."""
+
+
+@main.command()
+@click.argument("family")
+@click.argument("task")
+@click.option("--rep", default=0, show_default=True, help="replicate of the run")
+@click.option("--prompt", "prompts", multiple=True, help="a prompt to steer (repeatable)")
+@click.option("--test", "n_test", default=3, show_default=True, help="without --prompt: the first N test probes")
+@click.option("--alpha", type=float, default=None, help="steering strength [default: params.yaml alpha]")
+@click.option("--topN", "top_n", type=float, default=None, help="fraction of neurons [default: params.yaml topN]")
+@click.option("--direction", type=click.Choice(["m2g", "g2m", "both"]), default="both", show_default=True)
+@click.option("--params", "params_path", default="params.yaml", show_default=True)
+def steer(family, task, rep, prompts, n_test, alpha, top_n, direction, params_path):
+    """Unsteered and steered outputs of FAMILY/TASK's trained model."""
+    def run():
+        r = Run.open(family, task, rep, params_path)
+        knobs = {"alpha": alpha if alpha is not None else r.params.float("alpha", lo=0.0),
+                 "topN": top_n if top_n is not None else r.params.float("topN", lo=0.0, hi=1.0, lo_open=True)}
+        if knobs["alpha"] < 0 or not 0 < knobs["topN"] <= 1:
+            raise UserError(f"--alpha must be >= 0 and --topN in (0, 1], got {knobs['alpha']} and {knobs['topN']}")
+        nmd, rho, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
+        if n_pairs == 0:
+            raise UserError(f"{family}/{task}/r{rep} found no MEM/GEN pairs, so it has no neurons to steer")
+        probes = [{"prompt": p} for p in prompts] or read_jsonl(r.data_dir / "test.jsonl")[:max(1, n_test)]
+        for p in probes:  # free prompts have no known answers: leave room to decode like the test probes
+            p.setdefault("mem", ""), p.setdefault("gen", "")
+        steerer = Steerer.for_run(r, read_jsonl(r.data_dir / "test.jsonl")[:50] + probes, batch_size=64)
+        selected = select_top(rho, knobs["topN"])
+        columns = {"unsteered": steerer.decode(probes, {})[0]}
+        for d in DIRECTIONS if direction == "both" else (direction,):
+            columns[f"to {'GEN' if d == 'm2g' else 'MEM'}"] = steerer.decode(
+                probes, targeted_shifts(nmd, selected, knobs["alpha"], d))[0]
+        table = Table(title=f"{family}/{task}/r{rep}: {len(selected)} neurons, alpha {knobs['alpha']:g}, "
+                            f"site {r.site}", show_lines=True)
+        for name in ["prompt", *columns]:
+            table.add_column(name, overflow="fold")
+        for i, p in enumerate(probes):
+            table.add_row(p["prompt"], *[_labelled(r.task, outs[i], p) for outs in columns.values()])
+        Console().print(table)
+    run_main(run)
+
+
+def _labelled(task, output, probe):
+    """The output, with its MEM/GEN/OTHER label where the probe's answers are known."""
+    if not probe.get("mem") and not probe.get("gen"):
+        return output
+    return f"{output}  [{task.classify(output, probe)}]"

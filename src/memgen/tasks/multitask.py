@@ -1,0 +1,14 @@
+"""Several tasks as one, for a model trained on all of them: each probe carries its task's name."""
+from .base import Task
+
+MULTITASK = "multitask"
+
+
+class MultiTask(Task):
+    name = MULTITASK
+
+    def __init__(self, tasks):
+        self.tasks = {t.name: t for t in tasks}
+
+    def classify(self, output, probe):
+        return self.tasks[probe["task"]].classify(output, probe)

@@ -1,0 +1,35 @@
+"""Stage predict: can a linear probe tell MEM from GEN states, layer by layer, better than the
+prompt's own tokens can? Held-out accuracy per layer beside a bag-of-tokens baseline."""
+from memgen.io import read_json, read_tensors, require_keys, write_json
+from memgen.params import derive_seed
+from memgen.plots import write_csv
+from memgen.predict import probe_layers
+from memgen.run import run_command
+
+MIN_PAIRS = 10  # fewer pairs leave too little to train on and a test split of one or two pairs
+
+
+def main(run):
+    pp = run.params.section("predict")
+    test_fraction = pp.float("test_fraction", lo=0.0, hi=0.5, lo_open=True)
+    l2, max_iter = pp.float("l2", lo=0.0), pp.int("max_iter", lo=1)
+    store_path, pairs_path = run.run_dir / "activations.safetensors", run.run_dir / "pairs.json"
+    states = require_keys(read_tensors(store_path), ["mem", "gen"], store_path)
+    pairs = require_keys(read_json(pairs_path), ["pairs"], pairs_path)["pairs"]
+    n_pairs, n_layers = states["mem"].shape[0], states["mem"].shape[1]
+    if n_pairs < MIN_PAIRS:
+        write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs,
+                                                      "skipped": f"fewer than {MIN_PAIRS} MEM/GEN pairs"})
+        write_csv(run.plot_path("predict_by_layer"),
+                  [{"layer": l, "state_probe": "", "bag_of_tokens": ""} for l in range(n_layers)])
+        return
+    result = probe_layers(states["mem"], states["gen"], pairs, run.task.token_pattern, test_fraction,
+                          derive_seed(run.seed, "predict-split"), l2, max_iter)
+    write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs, "chance": 0.5, **result})
+    write_csv(run.plot_path("predict_by_layer"),
+              [{"layer": l, "state_probe": acc, "bag_of_tokens": result["bag_of_tokens"]}
+               for l, acc in enumerate(result["by_layer"])])
+
+
+if __name__ == "__main__":
+    run_command(main)()
