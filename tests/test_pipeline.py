@@ -342,6 +342,12 @@ def test_pull_from_an_unreachable_remote_changes_nothing(repo, clone, tmp_path, 
     if remote == "missing directory":
         sh(path, "dvc", "remote", "modify", "--local", "local", "url", str(tmp_path / "no-such-remote"))
         args, expected = [], ["failed to pull data from the cloud", "neither locally nor on remote"]
+        before = workspace(path)
+        ours = run(path, "memgen", "pull")  # the wrapper says what DVC does not
+        assert ours.returncode == 2 and ours.stderr.strip().splitlines() == [
+            f"error: remote 'local': the directory {tmp_path / 'no-such-remote'} does not exist (push to it where "
+            "the data was made, or point the remote elsewhere: dvc remote modify local url ...)"], ours.stderr
+        assert workspace(path) == before
     else:
         port = closed_port()
         add_s3_remote(path, f"http://127.0.0.1:{port}", connect_timeout=2, read_timeout=5)

@@ -4,7 +4,14 @@
     memgen steer llama incontext --test 5        # the first 5 held-out test probes, both directions
 
 Loads the run's model and neurons once and prints the unsteered and steered outputs of each prompt.
+
+`memgen pull [-r REMOTE]`: `dvc pull --run-cache`, after checking that a directory remote exists
+(DVC itself only says that files are missing "neither locally nor on remote").
 """
+import subprocess
+import sys
+from pathlib import Path
+
 import click
 from rich.console import Console
 from rich.table import Table
@@ -66,3 +73,30 @@ def _labelled(task, output, probe):
     if not probe.get("mem") and not probe.get("gen"):
         return output
     return f"{output}  [{task.classify(output, probe)}]"
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.option("-r", "--remote", default=None, help="the remote to pull from [default: the default remote]")
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
+def pull(remote, dvc_args):
+    """`dvc pull --run-cache [DVC_ARGS]`, with one clear line when a directory remote is missing."""
+    def run():
+        name = remote or _dvc("remote", "default").strip()
+        urls = dict(line.split(None, 1) for line in _dvc("remote", "list").splitlines() if line.strip())
+        if name not in urls:
+            raise UserError(f"no DVC remote named {name!r} (see `dvc remote list`)")
+        url = urls[name].strip().removesuffix("(default)").strip()
+        if "://" not in url:  # a directory remote; DVC keeps relative paths relative to .dvc/
+            path = Path(url) if Path(url).is_absolute() else Path(".dvc") / url
+            if not path.is_dir():
+                raise UserError(f"remote {name!r}: the directory {url} does not exist (push to it where the data "
+                                f"was made, or point the remote elsewhere: dvc remote modify {name} url ...)")
+        sys.exit(subprocess.run(["dvc", "pull", "--run-cache", "-r", name, *dvc_args]).returncode)
+    run_main(run)
+
+
+def _dvc(*args):
+    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise UserError(f"dvc {' '.join(args)}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'failed'}")
+    return result.stdout
