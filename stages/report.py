@@ -68,9 +68,11 @@ def paper_blocks(runs):
         ours = f"{pct(min(values))}-{pct(max(values))} % over {len(values)} runs" if values else "no runs"
         rows.append([f"{ARROW[d]} success", f"{pct(PAPER[d][0])}-{pct(PAPER[d][1])} %", ours])
         if values:
-            verdict = "within" if PAPER[d][0] <= max(values) and min(values) <= PAPER[d][1] else \
-                ("below" if max(values) < PAPER[d][0] else "above")
-            lines.append(f"{ARROW[d]}: ours is {verdict} the paper's range.")
+            lo, hi = PAPER[d]
+            within = [f"{n} ({r['k']}/{r['n']})" for n, r in measured[d] if lo <= r["success"] <= hi]
+            lines.append(f"{ARROW[d]}: {sum(v < lo for v in values)} of {len(values)} runs fall below the paper's "
+                         f"range, {sum(v > hi for v in values)} above, {len(within)} within"
+                         + (f" ({', '.join(within)})." if within else "."))
     for cond in ("random", "random_magnitude", "bottom_rho", "random_sign"):
         pairs = [(r, steered[n][cond][d]) for d in DIRECTIONS for n, r in measured[d]]
         above = sum(separated(t, c) for t, c in pairs)
