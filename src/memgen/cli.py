@@ -81,22 +81,17 @@ def _labelled(task, output, probe):
 def pull(remote, dvc_args):
     """`dvc pull --run-cache [DVC_ARGS]`, with one clear line when a directory remote is missing."""
     def run():
-        name = remote or _dvc("remote", "default").strip()
-        urls = dict(line.split(None, 1) for line in _dvc("remote", "list").splitlines() if line.strip())
-        if name not in urls:
+        from dvc.repo import Repo  # here: importing dvc takes seconds, which `memgen steer` need not wait
+
+        with Repo(".") as repo:  # the merged config: .dvc/config, then config.local
+            config = repo.config
+        name = remote or config["core"].get("remote")
+        if not name or name not in config["remote"]:
             raise UserError(f"no DVC remote named {name!r} (see `dvc remote list`)")
-        url = urls[name].strip().removesuffix("(default)").strip()
-        if "://" not in url:  # a directory remote; DVC keeps relative paths relative to .dvc/
-            path = Path(url) if Path(url).is_absolute() else Path(".dvc") / url
-            if not path.is_dir():
+        url = str(config["remote"][name]["url"])
+        if "://" not in url:  # a directory remote
+            if not Path(url).is_dir():
                 raise UserError(f"remote {name!r}: the directory {url} does not exist (push to it where the data "
                                 f"was made, or point the remote elsewhere: dvc remote modify {name} url ...)")
         sys.exit(subprocess.run(["dvc", "pull", "--run-cache", "-r", name, *dvc_args]).returncode)
     run_main(run)
-
-
-def _dvc(*args):
-    result = subprocess.run(["dvc", *args], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise UserError(f"dvc {' '.join(args)}: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else 'failed'}")
-    return result.stdout
