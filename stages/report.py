@@ -25,6 +25,11 @@ def read_run(family, task, rep):
             for name, keys in files.items()}
 
 
+def spread_cell(s):
+    """'12.3 ± 4.5 (n=3)' from mean_and_spread's dict."""
+    return "-" if s["mean"] is None else f"{pct(s['mean'])} ± {pct(s['std'])} (n={s['n']})"
+
+
 def replicate_rows(runs, families, tasks, reps):
     """Mean and spread over replicate seeds per family x task: pair yield and each steer success."""
     rows, aggregate = [], {}
@@ -37,11 +42,8 @@ def replicate_rows(runs, families, tasks, reps):
                     agg[f"{cond}_{d}"] = mean_and_spread(
                         [g["steer"][cond][d]["success"] for g in group if "skipped" not in g["steer"]])
             aggregate[f"{family}/{task}"] = agg
-
-            def cell(s):
-                return "-" if s["mean"] is None else f"{pct(s['mean'])} ± {pct(s['std'])} (n={s['n']})"
-            rows.append([f"{family}/{task}", len(group), cell(agg["pair_yield"]),
-                         *[cell(agg[f"{c}_{d}"]) for c in ("targeted", "random") for d in DIRECTIONS]])
+            rows.append([f"{family}/{task}", len(group), spread_cell(agg["pair_yield"]),
+                         *[spread_cell(agg[f"{c}_{d}"]) for c in ("targeted", "random") for d in DIRECTIONS]])
     return rows, aggregate
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, merge
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
@@ -31,15 +31,6 @@ S3_ENV = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard", "AWS_EC2_METADA
           "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
 BUCKET = "memgen"
 LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
-
-
-def merge(base, over):
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def run(cwd, *args, env=None, timeout=None):

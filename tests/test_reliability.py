@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, merge
 from memgen import io as memgen_io
 from memgen.errors import UserError, run_main
 
@@ -45,15 +45,6 @@ def make_workdir(path, params_text, over=None):
     merge(params, over or {})
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return path
-
-
-def merge(base, over):
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 def hashes(root, under="."):

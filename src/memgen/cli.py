@@ -19,6 +19,7 @@ from rich.table import Table
 from .errors import OneLineGroup, UserError, run_main
 from .evaluate import Steerer, read_neurons
 from .io import read_jsonl
+from .params import steering_knobs
 from .run import Run
 from .steering import DIRECTIONS, select_top, targeted_shifts
 
@@ -42,23 +43,24 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, direction, params_pa
     """Unsteered and steered outputs of FAMILY/TASK's trained model."""
     def run():
         r = Run.open(family, task, rep, params_path)
-        knobs = {"alpha": alpha if alpha is not None else r.params.float("alpha", lo=0.0),
-                 "topN": top_n if top_n is not None else r.params.float("topN", lo=0.0, hi=1.0, lo_open=True)}
-        if knobs["alpha"] < 0 or not 0 < knobs["topN"] <= 1:
-            raise UserError(f"--alpha must be >= 0 and --topN in (0, 1], got {knobs['alpha']} and {knobs['topN']}")
+        params_top_n, params_alpha = steering_knobs(r.params)
+        a = params_alpha if alpha is None else alpha
+        n = params_top_n if top_n is None else top_n
+        if a < 0 or not 0 < n <= 1:
+            raise UserError(f"--alpha must be >= 0 and --topN in (0, 1], got {a} and {n}")
         nmd, rho, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
         if n_pairs == 0:
             raise UserError(f"{family}/{task}/r{rep} found no MEM/GEN pairs, so it has no neurons to steer")
-        probes = [{"prompt": p} for p in prompts] or read_jsonl(r.data_dir / "test.jsonl")[:max(1, n_test)]
-        for p in probes:  # free prompts have no known answers: leave room to decode like the test probes
-            p.setdefault("mem", ""), p.setdefault("gen", "")
-        steerer = Steerer.for_run(r, read_jsonl(r.data_dir / "test.jsonl")[:50] + probes, batch_size=64)
-        selected = select_top(rho, knobs["topN"])
+        test = read_jsonl(r.data_dir / "test.jsonl")
+        probes = [{"prompt": p, "mem": "", "gen": ""} for p in prompts] or test[:max(1, n_test)]
+        # free prompts have no known answers: leave room to decode as much as the test probes need
+        steerer = Steerer.for_run(r, test[:50] + probes, batch_size=64)
+        selected = select_top(rho, n)
         columns = {"unsteered": steerer.decode(probes, {})[0]}
         for d in DIRECTIONS if direction == "both" else (direction,):
             columns[f"to {'GEN' if d == 'm2g' else 'MEM'}"] = steerer.decode(
-                probes, targeted_shifts(nmd, selected, knobs["alpha"], d))[0]
-        table = Table(title=f"{family}/{task}/r{rep}: {len(selected)} neurons, alpha {knobs['alpha']:g}, "
+                probes, targeted_shifts(nmd, selected, a, d))[0]
+        table = Table(title=f"{family}/{task}/r{rep}: {len(selected)} neurons, alpha {a:g}, "
                             f"site {r.site}", show_lines=True)
         for name in ["prompt", *columns]:
             table.add_column(name, overflow="fold")
