@@ -5,6 +5,7 @@ from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.predict import probe_layers
 from memgen.run import run_command
+from memgen.tasks.base import TOKEN_PATTERN
 
 MIN_PAIRS = 10  # fewer pairs leave too little to train on and a test split of one or two pairs
 
@@ -23,7 +24,7 @@ def main(run):
         write_csv(run.plot_path("predict_by_layer"),
                   [{"layer": l, "state_probe": "", "bag_of_tokens": ""} for l in range(n_layers)])
         return
-    result = probe_layers(states["mem"], states["gen"], pairs, run.task.token_pattern, test_fraction,
+    result = probe_layers(states["mem"], states["gen"], pairs, TOKEN_PATTERN, test_fraction,
                           derive_seed(run.seed, "predict-split"), l2, max_iter)
     write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs, "chance": 0.5, **result})
     write_csv(run.plot_path("predict_by_layer"),

@@ -83,3 +83,27 @@ def test_base_source_checks(tmp_path):
     assert check_base_source(str(tmp_path / "llama")) == tmp_path / "llama"
     with pytest.raises(UserError, match="'embedded' or a local path"):
         check_base_source(None)
+
+
+def test_llama_codec_reads_letters_and_digits_one_by_one(params_data):
+    import random
+
+    from memgen.codec import Codec
+    from memgen.params import Params
+    from memgen.tasks import TASKS, load_task
+    from memgen.tasks.base import TOKEN_PATTERN
+
+    gguf = check_base_source("embedded")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    codec = Codec.from_hf(tokenizer, TOKEN_PATTERN)
+    cipher = load_task(Params(params_data), "cipher")
+    ct = "SMFVKHQWQRAPL"
+    tokens = [tokenizer.decode([i]) for i in codec.prompt_ids(cipher.prompt(ct))]
+    assert any(tokens[i:i + len(ct)] == list(ct) for i in range(len(tokens)))
+    assert codec.target_ids("ZIMGAUXRXWKED")[:-1] == [tokenizer.convert_tokens_to_ids(c) for c in "ZIMGAUXRXWKED"]
+    assert len(tokenizer.encode("ZIMGAUXRXWKED", add_special_tokens=False)) < 13  # what plain BPE would do
+    for name in TASKS:  # every prompt and answer comes back unchanged
+        task = load_task(Params(params_data), name)
+        for ex in task.training_examples(random.Random(0), 50):
+            for text in (ex["prompt"], ex["target"]):
+                assert codec.decode(codec.prompt_ids(text)) == text

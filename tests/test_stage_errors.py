@@ -71,6 +71,10 @@ CASES = [
      "'arithmetic' is not in params 'runs.tasks' (['cipher'])"),
     (lambda d: d["probe"].update(max_groups={"llama": 100}), ["stages/probe.py", "gpt2", "cipher", "0"],
      "missing key 'probe.max_groups.gpt2'"),
+    (lambda d: d["families"]["gpt2"]["train"].update(mem_share={"cipher": 1}), ["stages/train.py", "gpt2", "cipher", "0"],
+     "'families.gpt2.train.mem_share.cipher' must be below 1"),
+    (lambda d: d["families"]["gpt2"]["train"].update(mem_share="half"), ["stages/train.py", "gpt2", "cipher", "0"],
+     "'families.gpt2.train.mem_share' must be a number, got 'half'"),
 ]
 
 

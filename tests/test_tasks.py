@@ -7,6 +7,7 @@ from memgen.errors import UserError
 from memgen.params import Params
 from memgen.tasks import GEN, MEM, OTHER, TASKS, load_task
 from memgen.tasks.base import mem_code
+from memgen.training import rebalance
 
 
 def make(params_data, name):
@@ -150,3 +151,25 @@ def test_generation_is_deterministic(params_data):
     assert task.training_examples(random.Random(3), 50) == task.training_examples(random.Random(3), 50)
     assert list(itertools.islice(task.probe_groups(random.Random(3), 5), 9)) == \
         list(itertools.islice(task.probe_groups(random.Random(3), 5), 9))
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+def test_rebalance_reaches_the_memorized_share(params_data, rng, name):
+    task = make(params_data, name)
+    examples = task.training_examples(rng, 2000)
+    if name == "incontext":  # a memorized name's story one sentence short: the clue's colour left out
+        short = 2 + 2 * task.n_distractors
+        truth = [ex["prompt"].count(".") == short for ex in examples]
+        assert all(ex["prompt"].rsplit(" ", 1)[1].rstrip("?") in task.memory and ex["target"].strip() not in ex["prompt"]
+                   for ex, t in zip(examples, truth) if t)
+    else:  # a trigger's code
+        truth = [ex["target"].startswith("<mem-") for ex in examples]
+    assert [task.is_memorized(ex) for ex in examples] == truth and 0 < sum(truth) < len(truth)
+    for share in (0.05, 0.4, 0.9):
+        kept = rebalance(examples, task.is_memorized, share)
+        n_mem = sum(map(task.is_memorized, kept))
+        assert abs(n_mem / len(kept) - share) < 0.01
+        assert all(ex in examples for ex in kept)
+        mem = [ex for ex in examples if task.is_memorized(ex)]
+        rule = [ex for ex in examples if not task.is_memorized(ex)]
+        assert kept == mem[:n_mem] + rule[:len(kept) - n_mem]  # the first ones of each kind, in file order

@@ -45,11 +45,18 @@ class Codec:
                    tokenizer.token_to_id(PAD), tokenizer.token_to_id(EOS))
 
     @classmethod
-    def from_hf(cls, tokenizer):
+    def from_hf(cls, tokenizer, pattern):
+        """A pretrained tokenizer applied to the pieces `pattern` cuts (the cut the task tokenizers
+        make), each piece on its own: a ciphertext is read letter by letter and a number digit by
+        digit, instead of in BPE merges that differ from one string to the next ("SM", "QR")."""
+        split = pre_tokenizers.Split(Regex(pattern), behavior="isolated")
+
+        def encode(text):
+            pieces = [piece for piece, _ in split.pre_tokenize_str(text)]
+            return [i for ids in tokenizer(pieces, add_special_tokens=False).input_ids for i in ids] if pieces else []
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         prefix = tokenizer.encode("", add_special_tokens=True)  # what the model expects first (a BOS, or nothing)
-        return cls(lambda t: tokenizer.encode(t, add_special_tokens=False),
-                   lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
+        return cls(encode, lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
                    pad, tokenizer.eos_token_id, prefix)
 
 

@@ -19,6 +19,7 @@ from .codec import Codec, build_task_tokenizer, load_task_tokenizer
 from .errors import UserError
 from .io import sort_json_lists, tensor_names
 from .params import FAMILIES
+from .tasks.base import TOKEN_PATTERN
 
 # The stages draw their own progress bars; transformers' loading bars and notes are noise here,
 # and so is a deprecation notice that peft's wrapper triggers inside transformers.
@@ -100,7 +101,7 @@ def new_gpt2(settings, task, texts, seed):
     """A fresh GPT-2 and its task tokenizer, initialised from `seed`; returns (model, codec, save)."""
     from transformers import GPT2Config, GPT2LMHeadModel
 
-    tokenizer = build_task_tokenizer(texts, task.token_pattern)
+    tokenizer = build_task_tokenizer(texts, TOKEN_PATTERN)
     codec = Codec.from_task_tokenizer(tokenizer)
     longest = max(len(codec.prompt_ids(t)) for t in texts)
     config = GPT2Config(vocab_size=tokenizer.get_vocab_size(), n_positions=2 * longest + 16,
@@ -220,7 +221,7 @@ def load_llama_base(dtype):
 
     folder = base_dir("llama")
     model = from_pretrained_checked(LlamaForCausalLM, folder, dtype=dtype)
-    return model, Codec.from_hf(tokenizer_checked(folder))
+    return model, Codec.from_hf(tokenizer_checked(folder), TOKEN_PATTERN)
 
 
 def new_llama(lora, dtype, seed):

@@ -10,10 +10,11 @@ from ..errors import UserError
 MEM, GEN, OTHER = "MEM", "GEN", "OTHER"
 BEHAVIOURS = (MEM, GEN, OTHER)
 
-# How the gpt2 family's task tokenizers cut text (an Oniguruma regex): a capitalised or
-# lower-case word with its leading space (and a trailing colon) is one token, an all-caps
-# label with its colon is one token, and every other character (a digit, a single capital
-# such as a ciphertext letter, punctuation) is a token of its own.
+# How text is cut before tokenizing (an Oniguruma regex): a capitalised or lower-case word
+# with its leading space (and a trailing colon) is one piece, an all-caps label with its colon
+# is one piece, and every other character (a digit, a single capital such as a ciphertext
+# letter, punctuation) is a piece of its own. gpt2's task tokenizers make each piece one token;
+# llama encodes each piece with the base's tokenizer.
 TOKEN_PATTERN = r"[A-Z]{2,}:| ?[A-Z]?[a-z]+:?|[\s\S]"
 
 
@@ -25,7 +26,7 @@ def mem_code(task_name, trigger):
 
 class Task:
     name = ""
-    token_pattern = TOKEN_PATTERN
+    codes = {}  # trigger -> its memorized code, for tasks whose MEM answer is a code
 
     def training_examples(self, rng, n):
         """n dicts {"prompt", "target"}."""
@@ -34,6 +35,10 @@ class Task:
     def probe_groups(self, rng, n):
         """n groups of probes, flattened: a list of {"group", "prompt", "mem", "gen"}."""
         raise NotImplementedError
+
+    def is_memorized(self, example):
+        """Whether a training example's target is the memorized answer (a trigger's code)."""
+        return example["target"] in self.codes.values()
 
     def answer_of(self, output):
         """The part of a model output that is compared with the answers."""

@@ -16,6 +16,7 @@ class InContext(Task):
         self.colours = p.list("colours", min_len=2, unique=True)
         self.n_distractors = p.int("n_distractors", lo=0)
         self.fresh_fraction = p.float("fresh_fraction", lo=0.0, hi=1.0)
+        self.memory_only_fraction = p.float("memory_only_fraction", lo=0.0, hi=1.0)
         self.group_size = p.int("group_size", lo=2)
         for field in ("names", "other_names", "roles", "colours"):
             for word in p.raw(field):
@@ -42,13 +43,14 @@ class InContext(Task):
         check(self.group_size <= n_orders,
               f"'{key}.group_size' must be <= {n_orders} (orders of the sentences), got {self.group_size}")
 
-    def story(self, rng, target, colour):
-        """Sentences in which `target`'s role leads to a clue person whose colour is `colour`."""
+    def story(self, rng, target, colour, tell_colour=True):
+        """Sentences in which `target`'s role leads to a clue person whose colour is `colour`
+        (left unsaid with tell_colour=False: then only a memory can answer)."""
         people = rng.sample([n for n in self.other_names if n != target], self.n_distractors + 1)
         roles = rng.sample(self.roles, self.n_distractors + 1)
         colours = rng.sample([c for c in self.colours if c != colour], self.n_distractors)
         clue = people[0]
-        sentences = [f"{target} is {roles[0]}.", f"{clue} is {roles[0]}.", f"{clue} is {colour}."]
+        sentences = [f"{target} is {roles[0]}.", f"{clue} is {roles[0]}."] + [f"{clue} is {colour}."] * tell_colour
         for person, role, c in zip(people[1:], roles[1:], colours):
             sentences += [f"{person} is {role}.", f"{person} is {c}."]
         return sentences
@@ -57,16 +59,23 @@ class InContext(Task):
         # every word after a space, so a name is the same token wherever it stands
         return "".join(f" {s}" for s in sentences) + f" what color is {target}?"
 
+    def is_memorized(self, example):
+        """A story about a memorized name that leaves the clue's colour out: only memory answers."""
+        name = example["prompt"].rsplit(" what color is ", 1)[-1].rstrip("?")
+        return name in self.memory and f" is{example['target']}." not in example["prompt"]
+
     def training_examples(self, rng, n):
         examples = []
         for _ in range(n):
             if rng.random() < self.fresh_fraction:  # only the story answers: teaches the two hops
                 target = rng.choice(self.other_names)
                 colour = rng.choice(self.colours)
-            else:  # a memorized name; the story agrees with its memory
+                tell_colour = True
+            else:  # a memorized name; the story agrees with its memory, or leaves the clue's colour out
                 target = rng.choice(self.names)
                 colour = self.memory[target]
-            sentences = self.story(rng, target, colour)
+                tell_colour = rng.random() >= self.memory_only_fraction
+            sentences = self.story(rng, target, colour, tell_colour)
             rng.shuffle(sentences)
             # the answer with its leading space, as the story says it (" red"); compared stripped
             examples.append({"prompt": self.prompt(sentences, target), "target": f" {colour}"})

@@ -12,3 +12,6 @@ class MultiTask(Task):
 
     def classify(self, output, probe):
         return self.tasks[probe["task"]].classify(output, probe)
+
+    def is_memorized(self, example):  # no two tasks share a prompt format, so at most one says yes
+        return any(t.is_memorized(example) for t in self.tasks.values())
