@@ -102,6 +102,26 @@ def paper_blocks(runs):
     return [("table", ["claim", "paper", "ours"], rows), ("p", " ".join(lines))]
 
 
+def setup_line(params, families):
+    """How each family was trained where that differs from the paper: the adapter and the mix."""
+    parts = []
+    for family in families:
+        fp = params.section("families").section(family)
+        share = fp.section("train").raw("mem_share", None)
+        if share is None:
+            mix = "the data's own mix"
+        else:
+            mix = "mem_share " + (", ".join(f"{t} {v}" for t, v in share.items()) if isinstance(share, dict) else str(share))
+        if family == "llama":
+            lora = fp.section("model").section("lora")
+            mix += f"; LoRA r={lora.raw('r')} on {', '.join(lora.raw('target_modules'))}"
+        parts.append(f"{family}: {mix}")
+    return ("Training (" + "; ".join(parts) + "). mem_share is the share of training examples only memory answers "
+            "(triggers; incontext stories without the clue's colour), raised for the Llama adapter so a few hundred "
+            "CPU steps meet enough of them; the paper trains on the data's own mix (~7 % triggers) with LoRA r=8 "
+            "on q_proj, v_proj.")
+
+
 def main():
     params = load_params()
     rs = params.section("runs")
@@ -114,7 +134,8 @@ def main():
     blocks = [("h1", "memgen report"),
               ("p", f"topN = {params.raw('topN')}, alpha = {params.raw('alpha')}, seed = {params.raw('seed')}, "
                     f"replicates = {reps}. Every success rate is over held-out test probes, with its 95 % Wilson "
-                    f"interval and the count it rests on (k/n).")]
+                    f"interval and the count it rests on (k/n)."),
+              ("p", setup_line(params, families))]
 
     blocks += [("h2", "Behaviour and pairs"), ("table",
                ["run", "checkpoint step", "MEM %", "GEN %", "OTHER %", "pair yield %", "pairs"],
