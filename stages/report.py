@@ -112,9 +112,9 @@ def setup_line(params, families):
             mix = "the data's own mix"
         else:
             mix = "mem_share " + (", ".join(f"{t} {v}" for t, v in share.items()) if isinstance(share, dict) else str(share))
-        if family == "llama":
-            lora = fp.section("model").section("lora")
-            mix += f"; LoRA r={lora.raw('r')} on {', '.join(lora.raw('target_modules'))}"
+        lora = fp.section("model").raw("lora", None)
+        if lora:  # an adapter family
+            mix += f"; LoRA r={lora['r']} on {', '.join(lora['target_modules'])}"
         parts.append(f"{family}: {mix}")
     return ("Training (" + "; ".join(parts) + "). mem_share is the share of training examples only memory answers "
             "(triggers; incontext stories without the clue's colour), raised for the Llama adapter so a few hundred "

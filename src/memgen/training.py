@@ -22,8 +22,9 @@ def rebalance(examples, is_memorized, share):
     A LoRA adapter trained for a few hundred steps sees too few of the data's ~7 % triggered
     examples to learn their codes; the rule examples it drops it would not have reached anyway.
     """
-    mem = [e for e in examples if is_memorized(e)]
-    rule = [e for e in examples if not is_memorized(e)]
+    mem, rule = [], []
+    for e in examples:  # one look at each example
+        (mem if is_memorized(e) else rule).append(e)
     if not mem or not rule:
         return examples
     if len(mem) < share * len(examples):
