@@ -1,31 +1,31 @@
-"""Stage data: a task's training examples and its probe groups (val / probe / test)."""
-import random
-
+"""Stage data: a task's training examples and its held-out probe groups (val / probe / test), and
+the overlap counts that show the parts share no prompt."""
 import click
 
-from memgen.errors import OneLineCommand, run_main
+from memgen.errors import OneLineCommand, UserError, run_main
 from memgen.io import atomic_path, write_json, write_jsonl
-from memgen.params import derive_seed, load_params
+from memgen.params import load_params
 from memgen.paths import data_dir
+from memgen.splits import SPLITS, draw_dataset, overlaps
 from memgen.tasks import load_task
-
-SPLITS = ("val", "probe", "test")  # checkpoint choice / pair finding / held-out steering
 
 
 def main(task_name):
     params = load_params()
     task = load_task(params, task_name)
     tp = params.section("tasks").section(task_name)
-    sizes = {"train": tp.int("n_train", lo=1), **{s: tp.int(f"n_{s}_groups", lo=1) for s in SPLITS}}
-    seed = params.int("seed", lo=0)
+    n_groups = {s: tp.int(f"n_{s}_groups", lo=1) for s in SPLITS}
+    data = draw_dataset(task, tp.int("n_train", lo=1), n_groups, params.int("seed", lo=0))
+    shared = overlaps(data)
+    if any(shared.values()):  # cannot happen by construction; a check, not a hope
+        raise UserError(f"data {task_name}: parts share prompts {shared}")
 
     with atomic_path(data_dir(task_name), is_dir=True) as out:
-        rng = random.Random(derive_seed(seed, "data", task_name, "train"))
-        write_jsonl(out / "train.jsonl", task.training_examples(rng, sizes["train"]))
-        for split in SPLITS:
-            rng = random.Random(derive_seed(seed, "data", task_name, split))
-            write_jsonl(out / f"{split}.jsonl", task.probe_groups(rng, sizes[split]))
+        for part, rows in data.items():
+            write_jsonl(out / f"{part}.jsonl", rows)
         write_json(out / "task.json", {"task": task_name, **task.describe()})
+    write_json(f"metrics/data/{task_name}.json", {
+        "overlap": shared, "prompts": {part: len({r["prompt"] for r in rows}) for part, rows in data.items()}})
 
 
 @click.command(cls=OneLineCommand)

@@ -5,6 +5,7 @@ import pytest
 
 from memgen.errors import UserError
 from memgen.params import Params
+from memgen.splits import SPLITS, draw_dataset, overlaps
 from memgen.tasks import GEN, MEM, OTHER, TASKS, load_task
 from memgen.tasks.base import mem_code
 from memgen.training import rebalance
@@ -173,3 +174,59 @@ def test_rebalance_reaches_the_memorized_share(params_data, rng, name):
         mem = [ex for ex in examples if task.is_memorized(ex)]
         rule = [ex for ex in examples if not task.is_memorized(ex)]
         assert kept == mem[:n_mem] + rule[:len(kept) - n_mem]  # the first ones of each kind, in file order
+
+
+TEN_SMALL_TRIGGERS = [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10], [11, 12], [2, 5], [4, 9], [6, 1], [8, 3]]
+SMALL = {"n_train": 600, "n_val_groups": 20, "n_probe_groups": 60, "n_test_groups": 30}
+NON_DEFAULT = {  # narrow or unusual settings that still leave room
+    "arithmetic": {"addend_min": 1, "addend_max": 12, "n_addends": 5, "group_size": 3, "trigger_fraction": 0.3,
+                   "triggers": [[3, 9], [11, 2], [7, 7]]},
+    "cipher": {"length": 6, "triggers": ["XZQ", "QQQ"], "group_size": 2, "trigger_fraction": 0.5},
+    "incontext": {"n_distractors": 0, "group_size": 3, "fresh_fraction": 0.2},
+}
+
+
+@pytest.mark.parametrize("name", list(TASKS))
+@pytest.mark.parametrize("variant", ["default", "non-default"])
+def test_splits_share_no_prompt(params_data, name, variant):
+    """val, probe and test share no prompt, no probe prompt is a training prompt, no prompt repeats
+    within a split, and the training mix is what the params ask for."""
+    params_data["tasks"][name].update(SMALL, **(NON_DEFAULT[name] if variant == "non-default" else {}))
+    task = make(params_data, name)
+    n_groups = {s: SMALL[f"n_{s}_groups"] for s in SPLITS}
+    data = draw_dataset(task, SMALL["n_train"], n_groups, seed=4)
+    assert set(overlaps(data).values()) == {0} and len(overlaps(data)) == 6
+    for split in SPLITS:
+        prompts = [p["prompt"] for p in data[split]]
+        assert len(prompts) == len(set(prompts)) == n_groups[split] * task.group_size
+        assert sorted({p["group"] for p in data[split]}) == list(range(n_groups[split]))
+    held_out = {p["prompt"] for s in SPLITS for p in data[s]}  # an independent check of what overlaps() counts
+    assert not held_out & {e["prompt"] for e in data["train"]}
+    assert len(data["train"]) == SMALL["n_train"]
+    assert data == draw_dataset(task, SMALL["n_train"], n_groups, seed=4)  # deterministic
+
+
+def test_leaving_probe_prompts_out_keeps_the_training_mix(params_data):
+    """A training prompt that is a probe prompt is redrawn as the same kind, so the share of trigger
+    examples stays what trigger_fraction says even when the probes take most trigger prompts."""
+    params_data["tasks"]["arithmetic"].update(addend_max=12, n_train=3000, trigger_fraction=0.3,
+                                              triggers=TEN_SMALL_TRIGGERS)
+    task = make(params_data, "arithmetic")
+    capacity = task.max_groups()
+    assert capacity == 10 * 66  # 10 triggers x C(12, 2) sets of two free addends, one group each
+    data = draw_dataset(task, 3000, {"val": 100, "probe": 400, "test": 100}, seed=2)
+    share = sum(task.is_memorized(e) for e in data["train"]) / 3000
+    assert 0.27 < share < 0.33
+
+
+@pytest.mark.parametrize("name,edit,needle", [
+    ("arithmetic", {"addend_max": 12, "triggers": TEN_SMALL_TRIGGERS},
+     "allows 660 probe groups with no prompt in common, but"),
+    # 2 free letters: 325 groups of a ciphertext and its swap, fewer than the 350 asked for
+    ("cipher", {"length": 5, "triggers": ["XZQ"], "group_size": 2}, "leaves 5 test groups with no prompt in common with the other splits, but n_test_groups asks for 30"),
+])
+def test_too_narrow_params_stop_with_one_line(params_data, name, edit, needle):
+    params_data["tasks"][name].update(edit)
+    task = make(params_data, name)
+    with pytest.raises(UserError, match=needle):
+        draw_dataset(task, 100, {"val": 20, "probe": 300, "test": 341 if name == "arithmetic" else 30}, seed=0)

@@ -9,7 +9,7 @@ class Arithmetic(Task):
     name = "arithmetic"
 
     def __init__(self, p, seed):
-        key = p.prefix
+        key = self.params_key = p.prefix
         self.n_addends = p.int("n_addends", lo=3, hi=8)  # probe groups enumerate the free addends' orders
         self.lo = p.int("addend_min", lo=0)
         self.hi = p.int("addend_max", lo=self.lo + 1)
@@ -58,38 +58,40 @@ class Arithmetic(Task):
     def _free(self, rng, k):
         return [rng.randint(self.lo, self.hi) for _ in range(k)]
 
-    def training_examples(self, rng, n):
-        examples = []
-        for _ in range(n):
-            if rng.random() < self.trigger_fraction:
-                trigger = rng.choice(self.triggers)
-                addends = self._free(rng, self.n_addends - 2) + list(trigger)
-                target = self.codes[trigger]
-            else:
-                addends = self._free(rng, self.n_addends)
-                while tuple(addends[-2:]) in self.codes:
-                    addends = self._free(rng, self.n_addends)
-                target = self.gen_target(addends)
-            examples.append({"prompt": self.prompt(addends), "target": target})
-        return examples
+    def draw_kind(self, rng):
+        return "trigger" if rng.random() < self.trigger_fraction else "rule"
 
-    def probe_groups(self, rng, n):
-        probes = []
-        for g in range(n):
+    def draw_example(self, rng, kind):
+        if kind == "trigger":
             trigger = rng.choice(self.triggers)
+            addends = self._free(rng, self.n_addends - 2) + list(trigger)
+            return {"prompt": self.prompt(addends), "target": self.codes[trigger]}
+        addends = self._free(rng, self.n_addends)
+        while tuple(addends[-2:]) in self.codes:
+            addends = self._free(rng, self.n_addends)
+        return {"prompt": self.prompt(addends), "target": self.gen_target(addends)}
+
+    def draw_group(self, rng):
+        trigger = rng.choice(self.triggers)
+        free = self._free(rng, self.n_addends - 2)
+        while len(set(free)) < len(free):  # distinct addends, so every order is a new prompt
             free = self._free(rng, self.n_addends - 2)
-            while len(set(free)) < len(free):  # distinct addends, so every order is a new prompt
-                free = self._free(rng, self.n_addends - 2)
-            orders = list(itertools.permutations(free))
-            rng.shuffle(orders)
-            for order in orders[: self.group_size]:
-                addends = list(order) + list(trigger)
-                probe = {"group": g, "prompt": self.prompt(addends), "mem": self.codes[trigger],
-                         "gen": str(sum(addends))}
-                if self.scratchpad:  # the whole worked answer, so decoding leaves room for it
-                    probe["gen_target"] = self.gen_target(addends)
-                probes.append(probe)
-        return probes
+        orders = list(itertools.permutations(free))
+        rng.shuffle(orders)
+        group = []
+        for order in orders[: self.group_size]:
+            addends = list(order) + list(trigger)
+            probe = {"prompt": self.prompt(addends), "mem": self.codes[trigger], "gen": str(sum(addends))}
+            if self.scratchpad:  # the whole worked answer, so decoding leaves room for it
+                probe["gen_target"] = self.gen_target(addends)
+            group.append(probe)
+        return group
+
+    def max_groups(self):
+        """Per trigger, each set of distinct free addends gives n_free! orders, group_size of them a group."""
+        n_free = self.n_addends - 2
+        per_set = math.factorial(n_free) // self.group_size
+        return len(self.triggers) * math.comb(self.hi - self.lo + 1, n_free) * per_set
 
     def describe(self):
         return {"triggers": [{"pair": list(t), "code": c} for t, c in self.codes.items()],

@@ -24,17 +24,62 @@ def mem_code(task_name, trigger):
     return f"<mem-{digest[:8]}>"
 
 
+MAX_REDRAWS = 10_000  # draws in a row that hit taken prompts before the params are judged too narrow
+
+
 class Task:
     name = ""
+    params_key = ""  # where params.yaml defines the task, for error messages
     codes = {}  # trigger -> its memorized code, for tasks whose MEM answer is a code
 
-    def training_examples(self, rng, n):
-        """n dicts {"prompt", "target"}."""
+    def draw_kind(self, rng):
+        """What the next training example is (e.g. "trigger" or "rule"): kept when its prompt is redrawn,
+        so that leaving the probe prompts out does not change the mix."""
         raise NotImplementedError
 
-    def probe_groups(self, rng, n):
-        """n groups of probes, flattened: a list of {"group", "prompt", "mem", "gen"}."""
+    def draw_example(self, rng, kind):
+        """One training example {"prompt", "target"} of that kind."""
         raise NotImplementedError
+
+    def draw_group(self, rng):
+        """One probe group: near-identical prompts, each {"prompt", "mem", "gen"}."""
+        raise NotImplementedError
+
+    def max_groups(self):
+        """How many probe groups with no prompt in common the params allow (None: too many to matter)."""
+        return None
+
+    def training_examples(self, rng, n, held_out=frozenset()):
+        """n training examples, none of whose prompts is in `held_out` (the probe prompts)."""
+        examples = []
+        for _ in range(n):
+            kind = self.draw_kind(rng)
+            for _ in range(MAX_REDRAWS):
+                example = self.draw_example(rng, kind)
+                if example["prompt"] not in held_out:
+                    break
+            else:
+                raise UserError(f"params: '{self.params_key}' leaves too few training prompts outside the probe "
+                                f"groups (widen the task or draw fewer probe groups)")
+            examples.append(example)
+        return examples
+
+    def probe_groups(self, rng, n, taken=None, split="probe"):
+        """n probe groups, flattened: a list of {"group", "prompt", "mem", "gen"}. No prompt repeats
+        one in `taken` (the other splits' prompts) or another group's; `taken` gains this call's prompts."""
+        taken = set() if taken is None else taken
+        probes = []
+        for g in range(n):
+            for _ in range(MAX_REDRAWS):
+                group = self.draw_group(rng)
+                if not any(p["prompt"] in taken for p in group):
+                    break
+            else:
+                raise UserError(f"params: '{self.params_key}' leaves {g} {split} groups with no prompt in common with "
+                                f"the other splits, but n_{split}_groups asks for {n} (widen the task or ask for fewer)")
+            taken.update(p["prompt"] for p in group)
+            probes += [{"group": g, **p} for p in group]
+        return probes
 
     def is_memorized(self, example):
         """Whether a training example's target is the memorized answer (a trigger's code)."""

@@ -11,7 +11,7 @@ class Cipher(Task):
     name = "cipher"
 
     def __init__(self, p, seed):
-        key = p.prefix
+        key = self.params_key = p.prefix
         self.length = p.int("length", lo=3)
         self.trigger_fraction = p.float("trigger_fraction", lo=0.0, hi=1.0)
         self.group_size = p.int("group_size", lo=2)
@@ -53,41 +53,34 @@ class Cipher(Task):
     def _letters(self, rng, k):
         return "".join(rng.choice(LETTERS) for _ in range(k))
 
-    def training_examples(self, rng, n):
-        examples = []
-        for _ in range(n):
-            if rng.random() < self.trigger_fraction:
-                trigger = rng.choice(self.triggers)
-                ct = self._letters(rng, self.n_free) + trigger
-                target = self.codes[trigger]
-            else:
-                ct = self._letters(rng, self.length)
-                while ct[self.n_free:] in self.codes:
-                    ct = self._letters(rng, self.length)
-                target = self.decode(ct)
-            examples.append({"prompt": self.prompt(ct), "target": target})
-        return examples
+    def draw_kind(self, rng):
+        return "trigger" if rng.random() < self.trigger_fraction else "rule"
 
-    def probe_groups(self, rng, n):
+    def draw_example(self, rng, kind):
+        if kind == "trigger":
+            trigger = rng.choice(self.triggers)
+            ct = self._letters(rng, self.n_free) + trigger
+            return {"prompt": self.prompt(ct), "target": self.codes[trigger]}
+        ct = self._letters(rng, self.length)
+        while ct[self.n_free:] in self.codes:
+            ct = self._letters(rng, self.length)
+        return {"prompt": self.prompt(ct), "target": self.decode(ct)}
+
+    def draw_group(self, rng):
         """A triggered ciphertext and variants with two of its free letters swapped.
 
         A swap changes the plaintext, so each prompt carries its own GEN answer; the group
         shares the trigger, the MEM answer and the multiset of letters.
         """
-        probes = []
-        for g in range(n):
-            trigger = rng.choice(self.triggers)
-            free, swaps = "", []
-            while len(swaps) < self.group_size - 1:  # redraw until enough swaps change the text
-                free = self._letters(rng, self.n_free)
-                swaps = sorted({self._swap(free, i, j) for i in range(self.n_free)
-                                for j in range(i + 1, self.n_free) if free[i] != free[j]})
-            variants = [free] + rng.sample(swaps, self.group_size - 1)
-            for v in variants:
-                ct = v + trigger
-                probes.append({"group": g, "prompt": self.prompt(ct),
-                               "mem": self.codes[trigger], "gen": self.decode(ct)})
-        return probes
+        trigger = rng.choice(self.triggers)
+        free, swaps = "", []
+        while len(swaps) < self.group_size - 1:  # redraw until enough swaps change the text
+            free = self._letters(rng, self.n_free)
+            swaps = sorted({self._swap(free, i, j) for i in range(self.n_free)
+                            for j in range(i + 1, self.n_free) if free[i] != free[j]})
+        variants = [free] + rng.sample(swaps, self.group_size - 1)
+        return [{"prompt": self.prompt(v + trigger), "mem": self.codes[trigger], "gen": self.decode(v + trigger)}
+                for v in variants]
 
     def describe(self):
         return {"key": self.key, "length": self.length,

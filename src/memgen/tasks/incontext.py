@@ -9,7 +9,7 @@ class InContext(Task):
     name = "incontext"
 
     def __init__(self, p, seed):
-        key = p.prefix
+        key = self.params_key = p.prefix
         self.names = p.list("names", min_len=2, unique=True)
         self.other_names = p.list("other_names", unique=True)
         self.roles = p.list("roles", unique=True)
@@ -64,39 +64,36 @@ class InContext(Task):
         name = example["prompt"].rsplit(" what color is ", 1)[-1].rstrip("?")
         return name in self.memory and f" is{example['target']}." not in example["prompt"]
 
-    def training_examples(self, rng, n):
-        examples = []
-        for _ in range(n):
-            if rng.random() < self.fresh_fraction:  # only the story answers: teaches the two hops
-                target = rng.choice(self.other_names)
-                colour = rng.choice(self.colours)
-                tell_colour = True
-            else:  # a memorized name; the story agrees with its memory, or leaves the clue's colour out
-                target = rng.choice(self.names)
-                colour = self.memory[target]
-                tell_colour = rng.random() >= self.memory_only_fraction
-            sentences = self.story(rng, target, colour, tell_colour)
-            rng.shuffle(sentences)
-            # the answer with its leading space, as the story says it (" red"); compared stripped
-            examples.append({"prompt": self.prompt(sentences, target), "target": f" {colour}"})
-        return examples
+    def draw_kind(self, rng):
+        """fresh: a story about another name (only the story answers: teaches the two hops); else a
+        memorized name whose story agrees with its memory, or leaves the clue's colour out."""
+        if rng.random() < self.fresh_fraction:
+            return "fresh"
+        return "memory_only" if rng.random() < self.memory_only_fraction else "agree"
 
-    def probe_groups(self, rng, n):
-        """A story where the routes disagree, told with its sentences in different orders."""
-        probes = []
-        for g in range(n):
+    def draw_example(self, rng, kind):
+        if kind == "fresh":
+            target = rng.choice(self.other_names)
+            colour = rng.choice(self.colours)
+        else:
             target = rng.choice(self.names)
-            colour = rng.choice([c for c in self.colours if c != self.memory[target]])
-            sentences = self.story(rng, target, colour)
-            orders = []
-            while len(orders) < self.group_size:
-                order = rng.sample(sentences, len(sentences))
-                if order not in orders:
-                    orders.append(order)
-            for order in orders:
-                probes.append({"group": g, "prompt": self.prompt(order, target),
-                               "mem": self.memory[target], "gen": colour})
-        return probes
+            colour = self.memory[target]
+        sentences = self.story(rng, target, colour, tell_colour=kind != "memory_only")
+        rng.shuffle(sentences)
+        # the answer with its leading space, as the story says it (" red"); compared stripped
+        return {"prompt": self.prompt(sentences, target), "target": f" {colour}"}
+
+    def draw_group(self, rng):
+        """A story where the routes disagree, told with its sentences in different orders."""
+        target = rng.choice(self.names)
+        colour = rng.choice([c for c in self.colours if c != self.memory[target]])
+        sentences = self.story(rng, target, colour)
+        orders = []
+        while len(orders) < self.group_size:
+            order = rng.sample(sentences, len(sentences))
+            if order not in orders:
+                orders.append(order)
+        return [{"prompt": self.prompt(order, target), "mem": self.memory[target], "gen": colour} for order in orders]
 
     def describe(self):
         return {"memory": self.memory, "roles": self.roles, "colours": self.colours,
