@@ -1,9 +1,10 @@
-"""Stage predict: can a linear probe tell MEM from GEN states, layer by layer, better than the
+"""Stage predict: can a linear classifier tell MEM from GEN states, layer by layer, better than the
 prompt's own tokens can? Held-out accuracy per layer beside a bag-of-tokens baseline."""
-from memgen.io import read_json, read_tensors, require_keys, write_json
+from memgen.activations import read_site, store_sites
+from memgen.io import read_json, require_keys, write_json
 from memgen.params import derive_seed
 from memgen.plots import write_csv
-from memgen.predict import probe_layers
+from memgen.predict import classify_layers
 from memgen.run import run_command
 from memgen.tasks.base import TOKEN_PATTERN
 
@@ -15,21 +16,21 @@ def main(run):
     test_fraction = pp.float("test_fraction", lo=0.0, hi=0.5, lo_open=True)
     l2, max_iter = pp.float("l2", lo=0.0), pp.int("max_iter", lo=1)
     store_path, pairs_path = run.run_dir / "activations.safetensors", run.run_dir / "pairs.json"
-    states = require_keys(read_tensors(store_path), ["mem", "gen"], store_path)
+    states = {site: read_site(store_path, site) for site in store_sites(store_path)}
     pairs = require_keys(read_json(pairs_path), ["pairs"], pairs_path)["pairs"]
-    n_pairs, n_layers = states["mem"].shape[0], states["mem"].shape[1]
+    n_pairs, n_layers = len(pairs), next(iter(states.values()))[0].shape[1]
+    columns = [f"state_{site}" for site in states]
     if n_pairs < MIN_PAIRS:
         write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs,
                                                       "skipped": f"fewer than {MIN_PAIRS} MEM/GEN pairs"})
         write_csv(run.plot_path("predict_by_layer"),
-                  [{"layer": l, "state_probe": "", "bag_of_tokens": ""} for l in range(n_layers)])
+                  [{"layer": l, **{c: "" for c in columns}, "bag_of_tokens": ""} for l in range(n_layers)])
         return
-    result = probe_layers(states["mem"], states["gen"], pairs, TOKEN_PATTERN, test_fraction,
-                          derive_seed(run.seed, "predict-split"), l2, max_iter)
+    result = classify_layers(states, pairs, TOKEN_PATTERN, test_fraction, derive_seed(run.seed, "predict-split"), l2, max_iter)
     write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs, "chance": 0.5, **result})
     write_csv(run.plot_path("predict_by_layer"),
-              [{"layer": l, "state_probe": acc, "bag_of_tokens": result["bag_of_tokens"]}
-               for l, acc in enumerate(result["by_layer"])])
+              [{"layer": l, **{f"state_{site}": acc[l] for site, acc in result["by_layer"].items()},
+                "bag_of_tokens": result["bag_of_tokens"]} for l in range(n_layers)])
 
 
 if __name__ == "__main__":

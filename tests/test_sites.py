@@ -4,8 +4,10 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 
 from memgen.codec import Codec
 from memgen.errors import UserError
+from memgen.evaluate import Outputs, Steerer
 from memgen.generate import forward_prompts, greedy_decode
 from memgen.sites import _hidden, capture_last, check_site, hooks, shift_last, site_modules
+from memgen.steering import ADAPTIVE, SCHEDULES, Intervention
 
 
 def tiny_model(family):
@@ -17,14 +19,14 @@ def tiny_model(family):
     return LlamaForCausalLM(config).eval()
 
 
-SITE_CASES = [("gpt2", "ln_2"), ("gpt2", "block"), ("llama", "layer"), ("llama", "layer_norm")]
+SITE_CASES = [("gpt2", "mlp_in"), ("gpt2", "resid_post"), ("llama", "mlp_in"), ("llama", "resid_post")]
 
 
 @pytest.fixture(scope="module", params=SITE_CASES, ids=["/".join(c) for c in SITE_CASES])
 def case(request):
     family, site = request.param
     model = tiny_model(family)
-    return model, site_modules(model, family, site)
+    return model, site_modules(model, family, site), site
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +48,7 @@ def record_full(modules):
 
 
 def test_shift_moves_only_selected_neurons_at_last_position(case, codec):
-    model, modules = case
+    model, modules, _ = case
     prompts = ["abc", "abcdefg"]
     idx, values = torch.tensor([1, 7, 12]), torch.tensor([0.5, -1.25, 3.0])
     base_calls, rec = record_full(modules)
@@ -65,7 +67,7 @@ def test_shift_moves_only_selected_neurons_at_last_position(case, codec):
 
 
 def test_shift_applies_at_every_decoding_step(case, codec):
-    model, modules = case
+    model, modules, _ = case
     idx, values = torch.tensor([3]), torch.tensor([100.0])
     seen = []
 
@@ -81,7 +83,7 @@ def test_shift_applies_at_every_decoding_step(case, codec):
 
 
 def test_capture_takes_the_last_prompt_token(case, codec):
-    model, modules = case
+    model, modules, _ = case
     store = [[] for _ in modules]
     with capture_last(modules, store):
         forward_prompts(model, codec, ["abc", "a"], batch_size=2)
@@ -93,7 +95,7 @@ def test_capture_takes_the_last_prompt_token(case, codec):
 
 
 def test_decoding_batched_equals_one_by_one(case, codec):
-    model, _ = case
+    model, _, _ = case
     prompts = ["abc", "a", "abcdef"]
     batched = greedy_decode(model, codec, prompts, max_new_tokens=5, batch_size=3)
     alone = [greedy_decode(model, codec, [p], max_new_tokens=5, batch_size=1)[0] for p in prompts]
@@ -101,5 +103,57 @@ def test_decoding_batched_equals_one_by_one(case, codec):
 
 
 def test_unknown_site():
-    with pytest.raises(UserError, match="families.gpt2.site"):
+    with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, got 'mlp_out'"):
         check_site("gpt2", "mlp_out")
+
+
+# The module that reads layer 0's site output next: it sees the output after the shift's hook.
+CONSUMER = {("gpt2", "mlp_in"): "transformer.h.0.mlp", ("gpt2", "resid_post"): "transformer.h.1",
+            ("llama", "mlp_in"): "model.layers.0.mlp", ("llama", "resid_post"): "model.layers.1"}
+
+
+def shifted_steps(model, modules, site, codec, schedule):
+    """For each forward call of a steered decode, whether neuron 3 of layer 0 carries the +100 shift."""
+    seen = []
+
+    def record(module, args, kwargs):
+        h = args[0] if args else kwargs["hidden_states"]
+        seen.append(bool(torch.all(h[:, -1, 3] > 50)))
+    family = "gpt2" if hasattr(model, "transformer") else "llama"
+    handle = model.get_submodule(CONSUMER[(family, site)]).register_forward_pre_hook(record, with_kwargs=True)
+    steerer = Steerer(model, codec, {site: modules}, task=None, batch_size=2, max_new=4)
+    iv = Intervention(torch.tensor([3]), torch.tensor([100.0]), width=16)
+    try:
+        steerer.decode([{"prompt": "ab"}, {"prompt": "abcd"}], iv.at(1.0), site, schedule)
+    finally:
+        handle.remove()
+    return seen
+
+
+@pytest.mark.parametrize("schedule,expected", [("every_step", [True] * 4), ("prompt_end", [True, False, False, False]),
+                                               ("prompt_end_and_first", [True, True, False, False])])
+def test_schedule_shifts_exactly_its_steps(case, codec, schedule, expected):
+    """prompt_end moves the last prompt position and no generated step; every_step moves all."""
+    model, modules, site = case
+    seen = shifted_steps(model, modules, site, codec, schedule)
+    assert seen[:4] == expected and len(seen) == 4  # four forward calls: the prompt, then three new tokens
+    assert set(SCHEDULES) == {"every_step", "prompt_end", "prompt_end_and_first"}
+
+
+def test_adaptive_strength_never_reads_the_answers(case, codec):
+    """The closed loop compares outputs with the unsteered ones; decoy answers change nothing."""
+    model, modules, site = case
+    steerer = Steerer(model, codec, {site: modules}, task=None, batch_size=4, max_new=5)
+    prompts = ["abc", "a", "abcdef", "bca"]
+    iv = Intervention(torch.tensor([1, 5, 9]), torch.tensor([1.0, -2.0, 1.5]), width=16)
+    results = []
+    for answers in ({"mem": "x", "gen": "y"}, {"mem": "decoy", "gen": "other decoy"}):
+        probes = [{"prompt": p, **answers} for p in prompts]
+        unsteered = steerer.decode(probes)
+        results.append(Outputs(steerer, probes, iv, site, "every_step").run(ADAPTIVE, unsteered, [0.5, 2, 8, 32]))
+    assert results[0] == results[1]
+    outputs, flipped_at = results[0]
+    assert any(a is not None for a in flipped_at)  # the ladder moved something
+    unsteered = steerer.decode([{"prompt": p} for p in prompts])
+    for out, before, a in zip(outputs, unsteered, flipped_at):
+        assert (a is None) == (out == before)

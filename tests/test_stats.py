@@ -3,10 +3,20 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
+from memgen.activations import write_activations
 from memgen.errors import UserError
-from memgen.io import write_tensors
-from memgen.stats import neuron_stats
-from memgen.steering import n_selected, random_shifts, select_top, targeted_shifts
+from memgen.stats import site_stats, swap_signs
+from memgen.steering import TO_GEN, TO_MEM, n_selected, select_top, targeted
+
+
+def neuron_stats(path, chunk_bytes=2 << 20, n_permutations=0, seed=0):
+    """NMD, rho and the number of pairs of the store's one site."""
+    s = site_stats(path, "resid_post", n_permutations, seed, chunk_bytes=chunk_bytes)
+    return s.nmd, s.rho, s.n_pairs
+
+
+def write_store(path, mem, gen):
+    write_activations(path, {"resid_post": {"mem": mem, "gen": gen}}, metadata={})
 
 
 @pytest.fixture
@@ -17,7 +27,7 @@ def store(tmp_path):
     mem = gen + torch.randn(n, layers, width, generator=g) + torch.linspace(-1, 1, layers * width).view(layers, width)
     mem[:, 0, 0] = gen[:, 0, 0] = 1.5  # a constant neuron
     path = tmp_path / "acts.safetensors"
-    write_tensors(path, {"mem": mem, "gen": gen})
+    write_store(path, mem, gen)
     return path, mem, gen
 
 
@@ -71,23 +81,66 @@ def test_top_selection_is_global_by_abs_rho():
 def test_targeted_shift_signs_and_layers():
     nmd = torch.tensor([[0.5, -1.0, 2.0], [3.0, 0.0, -4.0]])
     idx = torch.tensor([5, 1])
-    to_gen = targeted_shifts(nmd, idx, alpha=2.0, direction="m2g")
+    to_gen = targeted(nmd, idx, TO_GEN).at(2.0)
     assert to_gen[0][0].tolist() == [1] and to_gen[0][1].tolist() == [2.0]    # -alpha * -1.0
     assert to_gen[1][0].tolist() == [2] and to_gen[1][1].tolist() == [8.0]    # -alpha * -4.0
-    to_mem = targeted_shifts(nmd, idx, alpha=2.0, direction="g2m")
+    to_mem = targeted(nmd, idx, TO_MEM).at(2.0)
     assert to_mem[1][1].tolist() == [-8.0]
-
-
-def test_random_baseline_shape_and_range():
-    shifts = random_shifts((4, 10), count=7, max_abs=0.5, generator=torch.Generator().manual_seed(1))
-    idx = [(layer, int(i)) for layer, (ids, _) in shifts.items() for i in ids]
-    values = torch.cat([v for _, v in shifts.values()])
-    assert len(idx) == len(set(idx)) == 7
-    assert values.abs().max() <= 0.5
 
 
 def test_store_without_pairs_gives_zeros(tmp_path):
     path = tmp_path / "empty.safetensors"
-    write_tensors(path, {"mem": torch.zeros(0, 2, 5), "gen": torch.zeros(0, 2, 5)})
+    write_store(path, torch.zeros(0, 2, 5), torch.zeros(0, 2, 5))
     nmd, rho, n = neuron_stats(path)
     assert n == 0 and nmd.shape == rho.shape == (2, 5) and not nmd.any() and not rho.any()
+
+
+def test_null_matches_swapping_pairs_by_hand(store):
+    """Each permutation's rho equals Pearson's r after swapping MEM and GEN in the chosen pairs."""
+    path, mem, gen = store
+    stats = site_stats(path, "resid_post", n_permutations=5, seed=11, chunk_bytes=4 * 3 * 11 * 4)
+    signs = swap_signs(5, len(mem), 11)
+    labels = np.r_[np.ones(len(mem)), np.zeros(len(gen))]
+    for row, s in zip(stats.null_max, signs):
+        swap = s < 0
+        a, b = mem.clone(), gen.clone()
+        a[swap], b[swap] = gen[swap], mem[swap]
+        x = torch.cat([a, b]).double().numpy().reshape(2 * len(mem), -1)
+        by_hand = max(abs(pearsonr(x[:, j], labels).statistic) for j in range(1, x.shape[1]))  # 0: constant
+        assert row.item() == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_null_puts_a_planted_neuron_above_and_noise_below(tmp_path):
+    g = torch.Generator().manual_seed(3)
+    gen = torch.randn(80, 3, 40, generator=g)
+    mem = torch.randn(80, 3, 40, generator=g)
+    noise = tmp_path / "noise.safetensors"
+    write_store(noise, mem, gen)
+    chance = site_stats(noise, "resid_post", n_permutations=300, seed=1).chance
+    assert chance["n_above"] == 0 and chance["n_permutations"] == 300 and 0.2 < chance["null_p95"] < 0.6
+    planted = mem.clone()
+    planted[:, 2, 17] += 1.0  # one neuron carries the behaviour
+    path = tmp_path / "planted.safetensors"
+    write_store(path, planted, gen)
+    s = site_stats(path, "resid_post", n_permutations=300, seed=1)
+    assert s.chance["n_above"] == 1 and (s.rho.abs() > s.chance["null_p95"]).nonzero().tolist() == [[2, 17]]
+
+
+def test_discriminant_finds_a_signal_hidden_by_a_noisy_neighbour(tmp_path):
+    """Two neurons share a large common noise; only their difference carries the behaviour. NMD is
+    the same on both, the discriminant sees that one must go up and the other down."""
+    g = torch.Generator().manual_seed(5)
+    n = 200
+    common = 5 * torch.randn(2 * n, generator=g)
+    states = 0.1 * torch.randn(2 * n, 1, 2, generator=g)
+    states[:, 0, 0] += common
+    states[:, 0, 1] += common
+    states[:n, 0, 0] += 0.5  # MEM rows
+    mem, gen = states[:n], states[n:]
+    path = tmp_path / "acts.safetensors"
+    write_store(path, mem, gen)
+    s = site_stats(path, "resid_post", shrinkage=1e-3)
+    along = s.discriminant[0] / s.discriminant[0].norm()
+    assert along[0] > 0.6 and along[1] < -0.6  # (1, -1)/sqrt(2): the contrast, not the common noise
+    nmd = s.nmd[0]
+    assert float((s.discriminant[0] * along).sum()) == pytest.approx(float((nmd * along).sum()), rel=1e-4)  # NMD's component

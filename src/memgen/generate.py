@@ -22,13 +22,16 @@ def batches(items, size):
 
 
 @torch.no_grad()
-def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None):
-    """The greedy continuation of each prompt, decoded up to EOS."""
+def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None, on_step=None):
+    """The greedy continuation of each prompt, decoded up to EOS. on_step(k), if given, is called
+    before each forward call: k = 0 for the prompt, k for the call that reads the k-th new token."""
     device = next(model.parameters()).device
     outputs = []
+    on_step = on_step or (lambda k: None)
     with progress_bar(desc, total=len(prompts)) as advance:
         for batch in batches(prompts, batch_size):
             ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
+            on_step(0)
             out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
             generated = []
             done = torch.zeros(len(batch), dtype=torch.bool, device=device)
@@ -41,6 +44,7 @@ def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None):
                     break
                 mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
                 pos = pos[:, -1:] + 1
+                on_step(step + 1)
                 out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
                             cache=out.cache, use_cache=True)
             tokens = torch.stack(generated, dim=1).tolist()

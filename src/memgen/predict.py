@@ -1,4 +1,4 @@
-"""Behaviour prediction: per layer, a logistic-regression probe that tells MEM from GEN states,
+"""Behaviour prediction: per layer, a logistic-regression classifier that tells MEM from GEN states,
 beside an input-only baseline (a bag of the prompt's tokens), on a held-out split of pairs."""
 import re
 from collections import Counter
@@ -57,17 +57,19 @@ def bag_of_tokens(prompts, pattern, vocabulary=None):
     return x, vocabulary
 
 
-def probe_layers(mem, gen, prompts, pattern, test_fraction, seed, l2, max_iter):
-    """Held-out accuracy of a state probe per layer and of the bag-of-tokens baseline.
+def classify_layers(states, prompts, pattern, test_fraction, seed, l2, max_iter):
+    """Held-out accuracy of a state classifier per site and layer, and of the bag-of-tokens baseline.
 
-    mem, gen: [pairs, layers, width]; prompts: (mem prompt, gen prompt) per pair.
+    states: {site: (mem, gen)}, each [pairs, layers, width]; prompts: (mem prompt, gen prompt) per pair.
     """
-    train, test = split_pairs(mem.shape[0], test_fraction, seed)
-    by_layer = []
-    for layer in range(mem.shape[1]):
-        x_tr, y_tr = labelled(mem[:, layer], gen[:, layer], train)
-        x_te, y_te = labelled(mem[:, layer], gen[:, layer], test)
-        by_layer.append(accuracy(fit_logistic(x_tr, y_tr, l2, max_iter), x_te, y_te))
+    train, test = split_pairs(len(prompts), test_fraction, seed)
+    by_layer = {}
+    for site, (mem, gen) in states.items():
+        by_layer[site] = []
+        for layer in range(mem.shape[1]):
+            x_tr, y_tr = labelled(mem[:, layer], gen[:, layer], train)
+            x_te, y_te = labelled(mem[:, layer], gen[:, layer], test)
+            by_layer[site].append(accuracy(fit_logistic(x_tr, y_tr, l2, max_iter), x_te, y_te))
     texts_mem, texts_gen = [p[0] for p in prompts], [p[1] for p in prompts]
     words_tr, vocabulary = bag_of_tokens([texts_mem[i] for i in train] + [texts_gen[i] for i in train], pattern)
     words_te, _ = bag_of_tokens([texts_mem[i] for i in test] + [texts_gen[i] for i in test], pattern, vocabulary)

@@ -1,29 +1,34 @@
 """Named hook sites per architecture, and hooks that capture or shift them at the last position.
 
-A site names one module per layer (like pyvene's abstract sites); capture and steering
-always use the same site, so the neurons found are the neurons moved.
+A site names one module per layer in one vocabulary for every architecture (like pyvene's
+abstract sites and TransformerLens' hook names): `mlp_in` is the normalised input of the MLP,
+`resid_post` the residual stream after the whole block. Capture and steering use the same
+modules, so the neurons found at a site are the neurons moved there.
 """
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import torch
 
 from .errors import UserError
+from .generate import forward_prompts
 
 SITES = {
     "gpt2": {
-        "ln_2": "transformer.h.{}.ln_2",      # LayerNorm-2 output: the normalised input of the MLP
-        "block": "transformer.h.{}",          # the residual stream after the block
+        "mlp_in": "transformer.h.{}.ln_2",   # LayerNorm-2 output, where the paper captures and steers
+        "resid_post": "transformer.h.{}",    # the block's output
     },
     "llama": {
-        "layer": "model.layers.{}",           # decoder layer output: residual after FFN + residual
-        "layer_norm": "model.layers.{}.post_attention_layernorm",  # normalised input of the MLP
+        "mlp_in": "model.layers.{}.post_attention_layernorm",
+        "resid_post": "model.layers.{}",     # decoder layer output, where the authors' code captures and steers
     },
 }
+PAPER_SITE = {"gpt2": "mlp_in", "llama": "resid_post"}
+SITE_NAMES = ("mlp_in", "resid_post")
 
 
-def check_site(family, site):
+def check_site(family, site, key="site"):
     if site not in SITES[family]:
-        raise UserError(f"params: 'families.{family}.site' must be one of {', '.join(SITES[family])}, got {site!r}")
+        raise UserError(f"params: '{key}' must name sites among {', '.join(SITES[family])}, got {site!r}")
     return site
 
 
@@ -59,17 +64,37 @@ def capture_last(modules, store):
         yield
 
 
-@contextmanager
-def shift_last(modules, shifts):
-    """Add shifts[layer] = (neuron indices, values) to the last position of every forward call.
+def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc=None):
+    """{site: [len(prompts), layers, width]} float32 states at the last prompt token, every site in one pass."""
+    stores = {site: [[] for _ in modules] for site, modules in modules_by_site.items()}
+    if prompts:  # none: empty states
+        with ExitStack() as stack:
+            for site, modules in modules_by_site.items():
+                stack.enter_context(capture_last(modules, stores[site]))
+            forward_prompts(model, codec, prompts, batch_size, desc=desc)
+    width = model.config.hidden_size
+    return {site: torch.stack([torch.cat(layer) for layer in store], dim=1) if prompts
+            else torch.zeros(0, len(store), width) for site, store in stores.items()}
 
-    With a KV cache each decoding step is one position long, so this moves the prompt end and
-    every generated token, and nothing else. The edit is in place: hooks run under no_grad.
+
+def all_site_modules(model, family):
+    """{site: its module in every layer} for every site of the family."""
+    return {site: site_modules(model, family, site) for site in SITES[family]}
+
+
+@contextmanager
+def shift_last(modules, shifts, active=None):
+    """Add shifts[layer] = (neuron indices, values) at the last position of each forward call for
+    which active() is true (None: every call).
+
+    With a KV cache the first call is the prompt and each later call one generated token, so the
+    last position is the prompt end, then each new token, and nothing else. The edit is in place:
+    hooks run under no_grad.
     """
     def make_hook(layer):
         idx, values = shifts.get(layer, (None, None))
         def hook(module, inputs, output):
-            if idx is not None and len(idx):
+            if idx is not None and len(idx) and (active is None or active()):
                 h = _hidden(output)
                 h[:, -1, idx.to(h.device)] += values.to(h.device, h.dtype)
             return output

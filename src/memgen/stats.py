@@ -1,19 +1,24 @@
-"""Neuron statistics in one vectorised, streamed pass over an activation store.
+"""Neuron statistics in one vectorised, streamed pass over a site of an activation store, their
+chance level, and the intervals and spreads the reports give.
 
 NMD[l,i] = mean over pairs of (h_mem - h_gen); rho[l,i] = Pearson correlation of h[l,i] with
 the label (MEM=1, GEN=0) over all 2N states. Rows are read in chunks of a few MiB and merged
 with Chan's update of (count, mean, sum of squared deviations), so memory stays flat as N grows.
+
+The chance level of the ranking: swap MEM and GEN within random pairs (a permutation that keeps
+every pair one of each), recompute rho for every neuron, and keep the largest |rho|. With each
+pair's swap a sign s_p, rho(s) = sum_p s_p d_p / (2 sqrt(SS N/2)), d_p = h_mem - h_gen and SS the
+total sum of squares (which no swap changes): one [permutations, pairs] x [pairs, neurons] product.
 """
-import json
 import math
-import os
-import struct
+from dataclasses import dataclass
 
 import torch
 
+from .activations import CHUNK_BYTES, stream_site
 from .errors import UserError
 
-CONDITIONS = ("mem", "gen")
+NULL_QUANTILE = 0.95
 
 
 class RunningMoments:
@@ -36,90 +41,113 @@ class RunningMoments:
         self.n = n
 
 
+class SecondMoments:
+    """Per layer, the sum of x x^T over every state [layers, width, width] in float64, added in
+    place one layer at a time, so memory is that one matrix whatever the number of rows (for the
+    discriminant direction)."""
+
+    def __init__(self):
+        self.sum = None
+
+    def update(self, rows):
+        rows = rows.double()
+        if self.sum is None:
+            self.sum = torch.zeros(rows.shape[1], rows.shape[2], rows.shape[2], dtype=torch.float64)
+        for layer in range(rows.shape[1]):
+            x = rows[:, layer]
+            self.sum[layer].addmm_(x.T, x)
+
+
+def total_sum_of_squares(mem, gen):
+    """Over all 2N states: the within-group sums plus the between-group term."""
+    n1, n0 = mem.n, gen.n
+    return mem.m2 + gen.m2 + (mem.mean - gen.mean) ** 2 * (n1 * n0 / (n1 + n0))
+
+
 def nmd_and_rho(mem, gen):
     """Moments of the MEM and GEN states -> (NMD, rho), both float32 with the states' shape."""
     n1, n0 = mem.n, gen.n
-    n = n1 + n0
     diff = mem.mean - gen.mean
-    # total sum of squares = within-group sums + between-group term
-    ss_x = mem.m2 + gen.m2 + diff ** 2 * (n1 * n0 / n)
-    ss_y = n1 * n0 / n
+    ss_x, ss_y = total_sum_of_squares(mem, gen), n1 * n0 / (n1 + n0)
     rho = diff * ss_y / torch.sqrt(ss_x * ss_y)
     rho = torch.where(ss_x > 0, rho, torch.zeros_like(rho))  # a constant neuron carries no signal
     return diff.float(), rho.clamp(-1, 1).float()
 
 
-DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
-CHUNK_BYTES = 2 << 20  # about 2 MiB a read: small temporaries, few page faults
+def discriminant_direction(mem, gen, second, shrinkage):
+    """Per layer, NMD's component along the Fisher discriminant w = (S + lambda I)^-1 NMD, S the pooled
+    within-class covariance and lambda = shrinkage x its mean variance: the direction a linear
+    classifier reads MEM from GEN by, scaled so that alpha = 1 moves a state by the class means' distance along it."""
+    n = mem.n + gen.n
+    outer = lambda m: torch.einsum("lw,lv->lwv", m.mean, m.mean) * m.n  # noqa: E731
+    cov = (second.sum - outer(mem) - outer(gen)) / n  # sum of x x^T around each class's own mean
+    width = cov.shape[-1]
+    ridge = (shrinkage * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).clamp_min(1e-12)  # [layers]
+    cov = cov + ridge[:, None, None] * torch.eye(width, dtype=cov.dtype)
+    diff = mem.mean - gen.mean
+    w = torch.linalg.solve(cov, diff)
+    along = (w * diff).sum(-1, keepdim=True) / (w * w).sum(-1, keepdim=True).clamp_min(1e-30)
+    return (w * along).float()
 
 
-def read_header(f, path):
-    """The safetensors header of the open file f, and where its data starts; checked against the file size."""
-    size = os.fstat(f.fileno()).st_size
-    raw = f.read(8)
-    if len(raw) < 8:
-        raise ValueError("shorter than a safetensors header")
-    n = struct.unpack("<Q", raw)[0]
-    if n > size - 8:
-        raise ValueError("header runs past the end of the file")
-    header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
-    for name, entry in header.items():
-        begin, end = entry["data_offsets"]
-        count = math.prod(entry["shape"]) * DTYPES[entry["dtype"]].itemsize
-        if end - begin != count or 8 + n + end > size:
-            raise ValueError(f"tensor {name!r} is cut short or inconsistent (truncated file?)")
-    return header, 8 + n
+def swap_signs(n_permutations, n_pairs, seed):
+    """[permutations, pairs] of +-1: which pairs have MEM and GEN swapped in each permutation."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randint(0, 2, (n_permutations, n_pairs), generator=g).double() * 2 - 1
 
 
-def stream_rows(path, names, chunk_bytes=CHUNK_BYTES):
-    """Yield (name, shape, rows) for the named tensors, a few rows at a time, with plain file reads
-    into one reused buffer: no memory map, so the resident set stays flat however large the store."""
-    with open(path, "rb") as f:
-        header, data_start = read_header(f, path)
-        for name in names:
-            entry = header[name]
-            shape, dtype = entry["shape"], DTYPES[entry["dtype"]]
-            row_elems = math.prod(shape[1:])
-            row_bytes = row_elems * dtype.itemsize
-            chunk_rows = max(1, chunk_bytes // max(1, row_bytes))
-            buffer = bytearray(chunk_rows * row_bytes)
-            f.seek(data_start + entry["data_offsets"][0])
-            if shape[0] == 0:
-                yield name, shape, None
-            for start in range(0, shape[0], chunk_rows):
-                n = min(chunk_rows, shape[0] - start)
-                f.readinto(memoryview(buffer)[: n * row_bytes])
-                rows = torch.frombuffer(buffer, dtype=dtype, count=n * row_elems).view(n, *shape[1:])
-                yield name, shape, rows
+@dataclass
+class SiteStats:
+    nmd: torch.Tensor          # [layers, width]
+    rho: torch.Tensor          # [layers, width]
+    n_pairs: int
+    null_max: torch.Tensor     # [permutations]: the largest |rho| of all neurons in each permutation
+    discriminant: torch.Tensor  # [layers, width]: discriminant_direction, or zeros
+
+    @property
+    def chance(self):
+        """The null's 95th percentile of max |rho| and how many neurons lie above it (None without a null)."""
+        if not len(self.null_max):
+            return {"null_p95": None, "n_above": None, "n_permutations": 0}
+        p95 = float(torch.quantile(self.null_max.double(), NULL_QUANTILE))
+        return {"null_p95": p95, "n_above": int((self.rho.abs() > p95).sum()), "n_permutations": len(self.null_max)}
 
 
-def store_moments(path, chunk_bytes=CHUNK_BYTES):
-    """Stream the store at `path`: moments of its "mem" and "gen" tensors [N, layers, width], and their shape."""
-    moments = {c: RunningMoments() for c in CONDITIONS}
-    shape = None
-    try:
-        for name, shape, rows in stream_rows(path, CONDITIONS, chunk_bytes):
-            if rows is not None:
-                moments[name].update(rows)
-    except FileNotFoundError:
-        raise UserError(f"{path}: file not found (run the extract stage first)") from None
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{path}: not a readable activation store ({err})") from None
-    return moments, shape
-
-
-def neuron_stats(path, chunk_bytes=CHUNK_BYTES):
-    """NMD and rho [layers, width] of the activation store at `path`, and the number of pairs.
+def site_stats(path, site, n_permutations=0, seed=0, shrinkage=0.1, chunk_bytes=CHUNK_BYTES):
+    """NMD, rho, the permutation null and (shrinkage not None) the discriminant direction of one site of the
+    activation store at `path`, in one pass. The discriminant holds [layers, width, width] second
+    moments in float64: 8 bytes x layers x width^2.
 
     A store without pairs (no probe group showed both behaviours) gives zeros: no evidence.
     """
-    moments, shape = store_moments(path, chunk_bytes)
-    if moments["mem"].n == 0:
-        return torch.zeros(shape[1:]), torch.zeros(shape[1:]), 0
-    if moments["mem"].n != moments["gen"].n:
-        raise UserError(f"{path}: 'mem' and 'gen' hold different numbers of rows; it is not a paired store")
-    return (*nmd_and_rho(moments["mem"], moments["gen"]), moments["mem"].n)
+    moments = {"mem": RunningMoments(), "gen": RunningMoments()}
+    second = SecondMoments() if shrinkage is not None else None
+    signed, signs, shape = None, None, None
+    for condition, shape, start, rows in stream_site(path, site, chunk_bytes):
+        if rows is None:
+            continue
+        moments[condition].update(rows)
+        if second:
+            second.update(rows)
+        if n_permutations:
+            if signs is None:
+                signs = swap_signs(n_permutations, shape[0], seed)
+                signed = torch.zeros(n_permutations, math.prod(shape[1:]), dtype=torch.float64)
+            part = signs[:, start:start + len(rows)] @ rows.reshape(len(rows), -1).double()
+            signed += part if condition == "mem" else -part  # sum_p s_p (h_mem - h_gen)
+    mem, gen = moments["mem"], moments["gen"]
+    if mem.n == 0:
+        return SiteStats(torch.zeros(shape[1:]), torch.zeros(shape[1:]), 0, torch.zeros(0), torch.zeros(shape[1:]))
+    if mem.n != gen.n:
+        raise UserError(f"{path}: site {site!r} holds {mem.n} MEM and {gen.n} GEN rows; it is not a paired store")
+    nmd, rho = nmd_and_rho(mem, gen)
+    null_max = torch.zeros(0)
+    if n_permutations:
+        scale = 2 * torch.sqrt(total_sum_of_squares(mem, gen).flatten() * mem.n / 2)
+        null_rho = torch.where(scale > 0, signed / scale, torch.zeros_like(signed))
+        null_max = null_rho.abs().amax(1).float()
+    discriminant = discriminant_direction(mem, gen, second, shrinkage) if second else torch.zeros_like(nmd)
+    return SiteStats(nmd, rho, mem.n, null_max, discriminant)
 
 
 def wilson_interval(k, n, z=1.959964):
