@@ -5,19 +5,22 @@
                       trained on every task (its neurons found per task); otherwise on the per-task
                       models, which for llama share one base, so neuron indices carry over
 
-Success is measured on the target's held-out test probes as in the steer stage (targeted shifts
-only); the diagonal is a run steered with its own neurons. Jaccard: overlap of the selected sets.
+Each cell is measured at two fixed points: the paper's setting (steer.paper) and compare.point,
+on the target's held-out test probes (targeted shifts only); the diagonal is a run steered with its
+own neurons. Neurons whose ranking is no better than chance are carried over at the paper's setting
+only, as the steer stage does. Jaccard: overlap of the neuron sets each point selects.
 """
 import click
 
 from memgen.errors import OneLineGroup, UserError, run_main
-from memgen.evaluate import Steerer, rates, read_neurons, split_by_source
+from memgen.evaluate import Outputs, Steerer, rates, split_by_source
 from memgen.io import read_jsonl, write_json
-from memgen.params import load_params, steering_knobs
+from memgen.neuron_store import read_neurons
+from memgen.params import load_params
 from memgen.paths import comparison_path
 from memgen.run import Run
-from memgen.steering import DIRECTIONS, select_top, targeted_shifts
-
+from memgen.search import intervention, read_ladder, read_paper_point, read_point
+from memgen.steering import DIRECTIONS
 
 def jaccard(a, b):
     a, b = set(a.tolist()), set(b.tolist())
@@ -25,39 +28,48 @@ def jaccard(a, b):
 
 
 def compare(runs, names, kind):
-    """{direction: {source: {target: rates}}} and {source: {target: jaccard}} over `runs`."""
+    """{setting: {direction: {source: {target: rates}}, "jaccard": ..., "point": ...}} over `runs`."""
     first = runs[0]
-    top_n, alpha = steering_knobs(first.params)
-    sp = first.params.section("steer")
-    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.section("max_prompts").int(first.family, lo=1)
-    neurons = {name: read_neurons(run.run_dir / "neurons.safetensors") for name, run in zip(names, runs)}
-    shapes = {tuple(nmd.shape) for nmd, _, _ in neurons.values()}
+    points = {"paper": read_paper_point(first.params, first.family),
+              "transfer": read_point(first.params.section("compare").section("point"), first.family)}
+    ladder = read_ladder(first.params)
+    batch_size = first.params.section("steer").int("batch_size", lo=1)
+    fp = first.family_params.section("steer")
+    max_prompts, search = fp.int("max_prompts", lo=1), fp.bool("search")
+    stores = {name: read_neurons(run.run_dir / "neurons.safetensors") for name, run in zip(names, runs)}
+    shapes = {tuple(n[p.site].nmd.shape) for n, _ in stores.values() for p in points.values()}
     if len(shapes) > 1:
         raise UserError(f"{kind}: the runs' neuron stores differ in shape {sorted(shapes)}; indices cannot carry over")
-    selected = {name: select_top(rho, top_n) for name, (_, rho, n_pairs) in neurons.items() if n_pairs}
-    result = {d: {s: {} for s in names} for d in DIRECTIONS}
+    found = {name for name, (_, n_pairs) in stores.items() if n_pairs}
+    above = {name for name, (sites, _) in stores.items() if any(site.above_chance for site in sites.values())}
+    sources = {"paper": found, "transfer": found & above if search else set()}
+    result = {s: {"point": p.as_dict(), **{d: {n: {} for n in names} for d in DIRECTIONS}} for s, p in points.items()}
     for target_name, target in zip(names, runs):
-        if not selected:
+        if not found:
             break  # no run found pairs: nothing to steer with
         probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
         steerer = Steerer.for_run(target, probes, batch_size)
-        _, labels = steerer.decode(probes, {}, f"{kind}: {target_name} unsteered")
-        subsets = split_by_source(probes, labels)
-        for source_name in names:
-            for d in DIRECTIONS:
-                if source_name not in selected:
-                    result[d][source_name][target_name] = {"skipped": f"{source_name} found no MEM/GEN pairs"}
-                    continue
-                shifts = targeted_shifts(neurons[source_name][0], selected[source_name], alpha, d)
-                _, steered = steerer.decode(subsets[d], shifts, f"{kind}: {source_name} neurons -> {target_name} {d}")
-                result[d][source_name][target_name] = rates(steered, d)
-    for d in DIRECTIONS:  # where no run found pairs, every cell says so
-        for s in names:
-            for t in names:
-                result[d][s].setdefault(t, {"skipped": f"{s} found no MEM/GEN pairs"})
-    overlap = {s: {t: jaccard(selected[s], selected[t]) if s in selected and t in selected else None
-                   for t in names} for s in names}
-    return {"alpha": alpha, "topN": top_n, "runs": names, **result, "jaccard": overlap}
+        unsteered = steerer.decode(probes, desc=f"{kind}: {target_name} unsteered")
+        by_source = split_by_source(steerer.labels(unsteered, probes))
+        for setting, point in points.items():
+            for source_name in sorted(sources[setting]):
+                for d in DIRECTIONS:
+                    part = [probes[i] for i in by_source[d]]
+                    iv = intervention(point, stores[source_name][0], d)
+                    outs, _ = Outputs(steerer, part, iv, point.site, point.schedule).run(
+                        point.alpha, [unsteered[i] for i in by_source[d]], ladder)
+                    result[setting][d][source_name][target_name] = rates(steerer.labels(outs, part), d)
+    for setting, point in points.items():
+        for d in DIRECTIONS:  # where a source found no pairs, or a ranking at chance, its cells say so
+            for s in names:
+                why = f"{s} found no MEM/GEN pairs" if s not in found else \
+                    f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"
+                for t in names:
+                    result[setting][d][s].setdefault(t, {"skipped": why})
+        selected = {n: intervention(point, stores[n][0], DIRECTIONS[0]).idx for n in found}
+        result[setting]["jaccard"] = {s: {t: jaccard(selected[s], selected[t]) if s in found and t in found else None
+                                          for t in names} for s in names}
+    return {"runs": names, **result}
 
 
 @click.group(cls=OneLineGroup)

@@ -6,8 +6,8 @@ from memgen.run import run_command
 
 
 def main(run):
-    pp = run.params.section("probe")
-    batch_size, max_groups = pp.int("batch_size", lo=1), pp.section("max_groups").int(run.family, lo=1)
+    batch_size = run.params.section("probe").int("batch_size", lo=1)
+    max_groups = run.family_params.section("probe").int("max_groups", lo=1)
     probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), max_groups)
     model, codec = run.load_model()
 

@@ -1,79 +1,171 @@
-"""Stage steer: shift the top-N neurons by alpha*NMD on held-out probes; M->G and G->M beside
-the controls, over a grid of alphas, and one layer at a time."""
+"""Stage steer: choose the intervention's operating point on val probes, then measure it once on the
+held-out test probes beside the four controls and the paper's own setting; the dose-response curve
+of the adaptive strength, the per-layer ablation, and a few outputs that broke to OTHER."""
+from dataclasses import replace
+
 import torch
 
-from memgen.evaluate import Steerer, rates, read_neurons, split_by_source
+from memgen.evaluate import TARGET, Outputs, Steerer, rates
 from memgen.io import read_jsonl, write_json, write_jsonl
-from memgen.params import derive_seed, steering_knobs
+from memgen.neuron_store import read_neurons
+from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.run import run_command
-from memgen.steering import DIRECTIONS, control_shifts, layer_shifts, select_top, targeted_shifts
-from memgen.tasks import GEN, MEM, OTHER
+from memgen.search import (Bench, choose, evaluate, point_of, read_grid, read_ladder, read_paper_point,
+                           vector_and_score)
+from memgen.steering import ADAPTIVE, DIRECTIONS, controls
+from memgen.tasks import OTHER
+
+N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the report
+
+
+def read_settings(run):
+    sp, fp = run.params.section("steer"), run.family_params.section("steer")
+    return {"grid": read_grid(run.params, run.family), "paper": read_paper_point(run.params, run.family),
+            "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
+            "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
+            "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
+            "search": fp.bool("search")}
+
+
+def choose_points(val, s):
+    """{direction: (chosen point, its val row, within the OTHER bound)} and the val rows of the whole grid."""
+    chosen, table = {}, {}
+    for d in DIRECTIONS:
+        table[d] = evaluate(val, s["grid"], d)
+        row, within = choose(table[d], s["max_other"])
+        chosen[d] = (point_of(row) if row else s["paper"], row, within)
+    return chosen, table
+
+
+def measure(test, point, direction, s, generator, rows, setting):
+    """Targeted and the four controls at one point on one direction's test probes. With the adaptive
+    strength each control takes, probe by probe, the alpha at which the targeted shift moved it (the
+    ladder's largest where it did not): the same dose along another direction."""
+    probes, _ = test.part(direction)
+    aimed, _ = test.aimed(point, direction)
+    outs, moved_at = test.run(point, direction)
+    dose = [s["ladder"][-1] if a is None else a for a in moved_at] if point.alpha == ADAPTIVE else \
+        [point.alpha] * len(probes)
+    vector, score = vector_and_score(point, test.neurons)
+    outputs = {"targeted": (outs, moved_at), **{
+        name: (Outputs(test.steerer, probes, iv, point.site, point.schedule).at_each(dose), dose)
+        for name, iv in controls(vector, score, aimed.idx, direction, generator).items()}}
+    result = {}
+    for name, (outs, alphas) in outputs.items():
+        labels = test.steerer.labels(outs, probes)
+        result[name] = rates(labels, direction)
+        rows.extend({**p, "condition": f"{setting}/{direction}/{name}", "output": o, "label": lab, "alpha": a}
+                    for p, o, lab, a in zip(probes, outs, labels, alphas))
+    outs, _ = outputs["targeted"]
+    result["targeted"]["other_examples"] = [
+        {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
+        for p, o, lab in zip(probes, outs, test.steerer.labels(outs, probes)) if lab == OTHER][:N_OTHER_EXAMPLES]
+    return result
+
+
+def dose_response(test, point, direction):
+    """Share of test probes moved (and moved to the target) at or below each alpha of the ladder,
+    with the point's schedule, site, vector and topN."""
+    probes, _ = test.part(direction)
+    outs, moved_at = test.run(replace(point, alpha=ADAPTIVE), direction)
+    labels = test.steerer.labels(outs, probes)
+    n = len(probes)
+    return [{"alpha": a, "moved": sum(m is not None and m <= a for m in moved_at) / n if n else None,
+             "success": sum(m is not None and m <= a and lab == TARGET[direction]
+                            for m, lab in zip(moved_at, labels)) / n if n else None} for a in test.ladder]
+
+
+def layer_ablation(test, chosen, max_layers):
+    """At each direction's chosen point, only one layer's selected neurons at a time (on the layers
+    holding the most of them; all with max_layers null)."""
+    n_layers, width = next(iter(test.neurons.values())).nmd.shape
+    result = [{"layer": layer} for layer in range(n_layers)]
+    for d in DIRECTIONS:
+        point = chosen[d][0]
+        aimed, _ = test.aimed(point, d)
+        counts = torch.bincount(aimed.idx // width, minlength=n_layers)
+        kept = set(torch.argsort(counts, descending=True, stable=True)[:max_layers].tolist())
+        probes, unsteered = test.part(d)
+        for layer in range(n_layers):
+            result[layer][f"n_neurons_{d}"] = int(counts[layer])
+            result[layer][d] = None
+            if counts[layer] and layer in kept:
+                outs, _ = Outputs(test.steerer, probes, aimed.only_layer(layer), point.site, point.schedule).run(
+                    point.alpha, unsteered, test.ladder)
+                result[layer][d] = rates(test.steerer.labels(outs, probes), d)
+    return result
 
 
 def main(run):
-    top_n, alpha = steering_knobs(run.params)
-    sp = run.params.section("steer")
-    batch_size, max_prompts = sp.int("batch_size", lo=1), sp.section("max_prompts").int(run.family, lo=1)
-    alpha_grid = sp.numbers("alpha_grid", lo=0.0)
-    max_layers = sp.section("ablation_layers").raw(run.family)
-    if max_layers is not None:  # null: every layer
-        max_layers = sp.section("ablation_layers").int(run.family, lo=0)
-    probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
-    nmd, rho, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")
+    s = read_settings(run)
+    neurons, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")
+    chance = {site: n.chance for site, n in neurons.items()}
     if n_pairs == 0:  # nothing was learned about the neurons: say so instead of steering at random
-        write_jsonl(run.run_dir / "steer_outputs.jsonl", [])
-        write_json(run.metrics_dir / "steer.json", {"alpha": alpha, "topN": top_n, "n_pairs": 0,
-                                                    "skipped": "no MEM/GEN pairs were found on the probes"})
-        write_csv(run.plot_path("steer_alpha"), [{"alpha": a, "m2g": "", "g2m": ""} for a in alpha_grid])
-        write_csv(run.plot_path("steer_layers"),
-                  [{"layer": l, "n_neurons": 0, "m2g": "", "g2m": ""} for l in range(nmd.shape[0])])
-        return
-    steerer = Steerer.for_run(run, probes, batch_size)
-    outputs, labels = steerer.decode(probes, {}, f"steer {run.model_dir}: unsteered")
-    rows = [{**p, "condition": "unsteered", "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
-    subsets = split_by_source(probes, labels)
+        return write_skipped(run, s, chance, next(iter(neurons.values())).nmd.shape[0])
+    # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
+    # paper's setting only (and the report does not count it as evidence); so is a family whose
+    # search is off.
+    above_chance = any(n.above_chance for n in neurons.values())
+    searched = above_chance and s["search"]
+    val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]] if searched else []
+    test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]
+    steerer = Steerer.for_run(run, val_probes + test_probes, s["batch_size"])
+    test = Bench(f"steer {run.name} test", steerer, test_probes, neurons, s["ladder"])
+    if searched:
+        val = Bench(f"steer {run.name} val", steerer, val_probes, neurons, s["ladder"])
+        chosen, table = choose_points(val, s)
+    else:
+        val, chosen, table = None, {d: (s["paper"], None, False) for d in DIRECTIONS}, {d: [] for d in DIRECTIONS}
 
-    def measure(condition, direction, shifts):
-        outs, labs = steerer.decode(subsets[direction], shifts, f"steer {direction} {condition}")
-        rows.extend({**p, "condition": f"{direction}/{condition}", "output": o, "label": lab}
-                    for p, o, lab in zip(subsets[direction], outs, labs))
-        return rates(labs, direction)
-
-    selected = select_top(rho, top_n)
     generator = torch.Generator().manual_seed(derive_seed(run.seed, "controls"))
-    result = {"site": run.site, "alpha": alpha, "topN": top_n, "n_pairs": n_pairs, "n_neurons": len(selected),
-              "n_prompts": len(probes),
-              "unsteered": {b.lower(): sum(x == b for x in labels) / len(labels) for b in (MEM, GEN, OTHER)}}
-    targeted = {d: targeted_shifts(nmd, selected, alpha, d) for d in DIRECTIONS}
+    rows = [{**p, "condition": "unsteered", "output": o, "label": lab, "alpha": None}
+            for p, o, lab in zip(test.probes, test.outputs, test.labels)]
+    results = {"chosen": {}, "paper": {}}
     for d in DIRECTIONS:
-        result.setdefault("targeted", {})[d] = measure("targeted", d, targeted[d])
-        for name, shifts in control_shifts(nmd, rho, selected, alpha, d, generator).items():
-            result.setdefault(name, {})[d] = measure(name, d, shifts)
-
-    grid = [{"alpha": a, **{d: measure(f"alpha={a:g}", d, targeted_shifts(nmd, selected, a, d))
-                            for d in DIRECTIONS}} for a in alpha_grid]
-    result["alpha_grid"] = grid
-    # per-layer ablation: only that layer's selected neurons, on the layers holding the most of them
-    per_layer_count = torch.bincount(selected // nmd.shape[1], minlength=nmd.shape[0])
-    ablated = set(torch.argsort(per_layer_count, descending=True, stable=True)[:max_layers].tolist())
-    layers = [{"layer": layer, "n_neurons": int(count), **{
-        d: measure(f"layer={layer}", d, layer_shifts(targeted[d], layer)) if count and layer in ablated else None
-        for d in DIRECTIONS}} for layer, count in enumerate(per_layer_count.tolist())]
-    result["layers"] = layers
+        results["paper"][d] = measure(test, s["paper"], d, s, generator, rows, "paper")
+        results["chosen"][d] = measure(test, chosen[d][0], d, s, generator, rows, "chosen") if searched \
+            else results["paper"][d]
+    curve = {d: dose_response(test, chosen[d][0], d) if searched else None for d in DIRECTIONS}
+    layers = layer_ablation(test, chosen, s["max_layers"])
 
     write_jsonl(run.run_dir / "steer_outputs.jsonl", rows)
-    write_json(run.metrics_dir / "steer.json", result)
-    write_csv(run.plot_path("steer_alpha"),
-              [{"alpha": g["alpha"], **{d: _share(g[d]) for d in DIRECTIONS}} for g in grid])
+    write_json(run.metrics_dir / "search.json", {"rule": rule_text(s), "searched": searched, **table})
+    write_json(run.metrics_dir / "steer.json", {
+        "n_pairs": n_pairs, "n_prompts": {"val": len(val_probes), "test": len(test.probes)},
+        "unsteered": {"val": val and val.shares(), "test": test.shares()}, "chance": chance,
+        "rule": rule_text(s), "searched": searched, "above_chance": above_chance, "paper_point": s["paper"].as_dict(),
+        "operating_point": {d: {"point": p.as_dict(), "val": row, "within_other": within}
+                            for d, (p, row, within) in chosen.items()},
+        "test": results, "dose_response": curve, "layers": layers})
+    write_csv(run.plot_path("dose_response"), dose_rows(curve, s["ladder"]))
     write_csv(run.plot_path("steer_layers"),
-              [{"layer": l["layer"], "n_neurons": l["n_neurons"], **{d: _share(l[d]) for d in DIRECTIONS}}
-               for l in layers])
+              [{"layer": l["layer"], **{d: _blank(l[d] and l[d]["success"]) for d in DIRECTIONS}} for l in layers])
 
 
-def _share(r):
-    """A success share for plot data ('' where nothing was measured)."""
-    return "" if r is None or r["success"] is None else r["success"]
+def dose_rows(curve, ladder):
+    """Plot data: one row per alpha, the shares moved and moved to the target per direction ('' if not measured)."""
+    return [{"alpha": a, **{f"{d}_{k}": _blank(curve[d] and curve[d][i][k]) for d in DIRECTIONS
+                            for k in ("moved", "success")}} for i, a in enumerate(ladder)]
+
+
+def rule_text(s):
+    return (f"on val probes, the highest success among points with OTHER <= {s['max_other']:g}; ties go to fewer "
+            f"neurons, then a smaller alpha (adaptive last); without such a point, the least OTHER")
+
+
+def write_skipped(run, s, chance, n_layers):
+    write_jsonl(run.run_dir / "steer_outputs.jsonl", [])
+    write_json(run.metrics_dir / "search.json", {"rule": rule_text(s), "searched": False, **{d: [] for d in DIRECTIONS}})
+    write_json(run.metrics_dir / "steer.json", {"n_pairs": 0, "chance": chance, "paper_point": s["paper"].as_dict(),
+                                                "skipped": "no MEM/GEN pairs were found on the probes"})
+    write_csv(run.plot_path("dose_response"), dose_rows({d: None for d in DIRECTIONS}, s["ladder"]))
+    write_csv(run.plot_path("steer_layers"), [{"layer": l, **{d: "" for d in DIRECTIONS}} for l in range(n_layers)])
+
+
+def _blank(value):
+    """A number for plot data, '' where nothing was measured."""
+    return "" if value is None else value
 
 
 if __name__ == "__main__":

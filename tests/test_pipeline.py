@@ -14,16 +14,18 @@ import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from conftest import ROOT, merge
+from memgen.search import choose
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
             "probe_multitask", "extract_multitask", "neurons_multitask"}
-CONDITIONS = ("targeted", "random", "random_magnitude", "bottom_rho", "random_sign")
+CONDITIONS = ("targeted", "random", "random_magnitude", "bottom_ranked", "random_sign")
 # A loopback S3 (moto) with dummy credentials; nothing is asked of any other host, and one
 # attempt per request keeps an unreachable endpoint quick to fail.
 S3_ENV = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard", "AWS_EC2_METADATA_DISABLED": "true",
@@ -192,36 +194,72 @@ def experiments(shown):
             yield from experiments(value)
 
 
+def check_rates(r):
+    """One rates dict: its shares add up and its counts and intervals agree."""
+    if not r["n"]:
+        return
+    assert abs(r["success"] + r["other"] + r["unchanged"] - 1) < 1e-9
+    assert r["k"] == round(r["success"] * r["n"]) and r["ci95"][0] <= r["success"] <= r["ci95"][1]
+    assert r["route"] == pytest.approx(1 - r["unchanged"]) and r["route_k"] >= r["k"]
+
+
+def check_steer(name, steer, search, neurons, params):
+    """A steered run: every condition on the same probes, the rule applied to the val table, the curves."""
+    assert steer["searched"] == any(site["n_above"] for site in neurons["sites"].values())
+    n_test = steer["n_prompts"]["test"]
+    for setting in ("chosen", "paper"):
+        for direction, source in (("m2g", "mem"), ("g2m", "gen")):
+            tests = steer["test"][setting][direction]
+            assert tests["targeted"]["n"] == round(steer["unsteered"]["test"][source] * n_test)
+            for cond in CONDITIONS:  # every control on the same probes as the targeted steer
+                assert tests[cond]["n"] == tests["targeted"]["n"], cond
+                check_rates(tests[cond])
+    if not steer["searched"]:
+        assert steer["test"]["chosen"] == steer["test"]["paper"] and steer["dose_response"]["m2g"] is None
+        return
+    for direction in ("m2g", "g2m"):
+        chosen = steer["operating_point"][direction]
+        rows = search[direction]
+        assert len(rows) == np.prod([len(v) if isinstance(v, list) else 1
+                                     for v in (params[k] for k in ("schedule", "site", "vector", "topN", "alpha"))])
+        best, within = choose(rows, params["steer"]["max_other"])  # the rule, applied again to the val table
+        assert (chosen["val"], chosen["within_other"]) == (best, within), name
+        assert {k: best[k] for k in chosen["point"]} == chosen["point"]
+        curve = steer["dose_response"][direction]
+        assert [row["alpha"] for row in curve] == params["steer"]["alpha_ladder"]
+        if steer["test"]["chosen"][direction]["targeted"]["n"]:
+            moved = [row["moved"] for row in curve]
+            assert moved == sorted(moved) and all(row["success"] <= row["moved"] for row in curve)
+
+
 def test_repro_produces_consistent_metrics(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
     assert sorted(summary["runs"]) == sorted(runs_of(repo))
-    steered = 0
+    for task in params["runs"]["tasks"]:  # the held-out splits
+        overlap = json.loads((repo / "metrics" / "data" / f"{task}.json").read_text())["overlap"]
+        assert len(overlap) == 6 and set(overlap.values()) == {0}
+    steered = searched = 0
     for name, run in summary["runs"].items():
-        probe, steer, predict = run["probe"], run["steer"], run["predict"]
+        probe, steer, predict, neurons = run["probe"], run["steer"], run["predict"], run["neurons"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
         heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
         assert heatmap.read_bytes()[:4] == b"\x89PNG"
-        assert steer["n_pairs"] == probe["n_pairs"] == predict["n_pairs"]
+        assert steer["n_pairs"] == probe["n_pairs"] == predict["n_pairs"] == neurons["n_pairs"]
+        assert sorted(neurons["sites"]) == ["mlp_in", "resid_post"]
         if probe["n_pairs"] == 0:  # said plainly, not steered at random
             assert "no MEM/GEN pairs" in steer["skipped"]
             continue
         steered += 1
-        n_mem = round(steer["unsteered"]["mem"] * steer["n_prompts"])
-        assert steer["targeted"]["m2g"]["n"] == n_mem
-        for direction in ("m2g", "g2m"):
-            for cond in CONDITIONS:  # every control on the same probes as the targeted steer
-                r = steer[cond][direction]
-                assert r["n"] == steer["targeted"][direction]["n"], cond
-                if r["n"]:
-                    assert abs(r["success"] + r["other"] + r["unchanged"] - 1) < 1e-9
-                    assert r["k"] == round(r["success"] * r["n"]) and r["ci95"][0] <= r["success"] <= r["ci95"][1]
-        assert [g["alpha"] for g in steer["alpha_grid"]] == params["steer"]["alpha_grid"]
-        assert sum(layer["n_neurons"] for layer in steer["layers"]) == steer["n_neurons"]
+        searched += steer["searched"]
+        assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
+        check_steer(name, steer, run["search"], neurons, params)
         if "skipped" not in predict:
-            assert len(predict["by_layer"]) == len(steer["layers"])
+            assert sorted(predict["by_layer"]) == ["mlp_in", "resid_post"]
+            assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())
     assert steered >= 1, "the tiny profile should find pairs in at least one run"
+    assert searched >= 1, "the tiny profile should rank above chance in at least one run, so the search runs"
 
     # the comparison stages: every ordered pair, and a diagonal that repeats the run's own steer
     rs = params["runs"]
@@ -232,45 +270,88 @@ def test_repro_produces_consistent_metrics(repo):
             for rep in rs["replicates"]:
                 own = summary["runs"][f"{family}/{task}/r{rep}"]["steer"]
                 for direction in ("m2g", "g2m"):
-                    cell = intra[direction][f"r{rep}"][f"r{rep}"]
+                    cell = intra["paper"][direction][f"r{rep}"][f"r{rep}"]
                     if "skipped" not in own:
-                        assert (cell["k"], cell["n"]) == (own["targeted"][direction]["k"], own["targeted"][direction]["n"])
+                        mine = own["test"]["paper"][direction]["targeted"]
+                        assert (cell["k"], cell["n"]) == (mine["k"], mine["n"])
+                    transfer = intra["transfer"][direction][f"r{rep}"][f"r{rep}"]
+                    if "skipped" not in own and not own["searched"]:
+                        assert "ranking at chance" in transfer["skipped"]
         for rep in rs["replicates"]:
             inter = json.loads((repo / "metrics" / "inter" / family / f"r{rep}.json").read_text())
-            assert sorted(inter["m2g"]) == sorted(rs["tasks"]) and all(
-                sorted(row) == sorted(rs["tasks"]) for row in inter["g2m"].values())
+            for setting in ("paper", "transfer"):
+                assert sorted(inter[setting]["m2g"]) == sorted(rs["tasks"]) and all(
+                    sorted(row) == sorted(rs["tasks"]) for row in inter[setting]["g2m"].values())
             if family in rs["multitask"]:
                 assert inter["model"] == "one model trained on every task"
                 assert (repo / "models" / family / "multitask" / f"r{rep}" / "model.safetensors").exists()
     report = (repo / "metrics" / "report.md").read_text()
-    assert "| gpt2/cipher/r0 |" in report and "Against the paper" in report
+    for heading in ("Held-out splits", "chance level", "The operating point, chosen on val", "Against the paper",
+                    "The paper's setting against the controls", "Outputs that broke to OTHER"):
+        assert heading in report, heading
+    assert "| gpt2/cipher/r0 |" in report
     html = (repo / "metrics" / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="figures/controls.png"' in html
-    assert (repo / "metrics" / "figures" / "controls.png").read_bytes()[:4] == b"\x89PNG"
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="figures/controls_chosen.png"' in html
+    assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
     assert "up to date" in sh(repo, "dvc", "status")
 
 
-def test_memgen_steer_cli(repo):
+def searched_run(repo):
     summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    name = next(n for n, r in summary["runs"].items() if "skipped" not in r["steer"])
-    family, task, rep = name.split("/")
+    return next(n for n, r in summary["runs"].items() if r["steer"].get("searched"))
+
+
+def test_memgen_steer_cli(repo):
+    family, task, rep = searched_run(repo).split("/")
     out = sh(repo, "memgen", "steer", family, task, "--rep", rep[1:], "--test", "2", "--alpha", "4")
     assert "unsteered" in out and "to GEN" in out and "to MEM" in out and "alpha 4" in out
+    paper = sh(repo, "memgen", "steer", family, task, "--rep", rep[1:], "--test", "1", "--paper", "--direction", "m2g")
+    assert "every_step" in paper and "to MEM" not in paper
     bad = run(repo, "memgen", "steer", family, task, "--topN", "2")
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and len(lines) == 1 and lines[0].startswith(
-        "error: --alpha must be >= 0 and --topN in (0, 1]")
+        "error: Invalid value for '--topN': must be a fraction in (0, 1], got '2'")
 
 
-def test_alpha_experiment_reruns_only_steering(repo):
-    out = sh(repo, "dvc", "exp", "run", "-S", "alpha=5")
+def test_the_chosen_point_reads_val_only(repo):
+    """Swapping the answers of every test probe changes every test outcome and nothing of the chosen point."""
+    name = searched_run(repo)
+    family, task, rep = name.split("/")
+    test_file = repo / "data" / "tasks" / task / "test.jsonl"
+    outputs = [repo / "metrics" / "runs" / name / f for f in ("steer.json", "search.json")] + \
+        [repo / "data" / "runs" / name / "steer_outputs.jsonl"] + \
+        [repo / "metrics" / "plots" / kind / f"{name.replace('/', '-')}.csv" for kind in ("dose_response", "steer_layers")]
+    kept = {path: path.read_bytes() for path in [test_file, *outputs]}
+    before = json.loads(kept[outputs[0]])
+    rows = [json.loads(line) for line in kept[test_file].decode().splitlines()]
+    swapped = "".join(json.dumps({**r, "mem": r["gen"], "gen": r["mem"]}) + "\n" for r in rows)
+    try:
+        swap_in = test_file.with_name(test_file.name + ".swapped")  # a new file: the DVC cache's copy is untouched
+        swap_in.write_text(swapped)
+        os.replace(swap_in, test_file)
+        sh(repo, sys.executable, "stages/steer.py", family, task, rep[1:])
+        after = json.loads(outputs[0].read_text())
+    finally:
+        for path, data in kept.items():
+            tmp = path.with_name(path.name + ".restore")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+    assert after["operating_point"] == before["operating_point"]
+    assert after["unsteered"]["val"] == before["unsteered"]["val"]
+    assert after["unsteered"]["test"]["mem"] == before["unsteered"]["test"]["gen"]  # the test outcomes did change
+    assert "up to date" in sh(repo, "dvc", "status")
+
+
+def test_intervention_experiment_reruns_only_steering(repo):
+    """-S on the intervention's knobs fixes them: the search runs over what is left, nothing upstream re-runs."""
+    out = sh(repo, "dvc", "exp", "run", "-S", "alpha=5", "-S", "schedule=prompt_end", "-S", "vector=discriminant")
     ran = stages_run(out)
-    assert {"steer", "report"} <= ran and not ran & UPSTREAM, out
-    steer = json.loads((repo / "metrics" / "runs" / runs_of(repo)[0] / "steer.json").read_text())
-    assert steer["alpha"] == 5
-    diff = sh(repo, "dvc", "metrics", "diff", "--json")
-    changed = json.loads(diff)
-    assert any(v.get("alpha", {}).get("new") == 5 for v in changed.values()), diff
+    assert {"steer", "report"} <= ran and not ran & (UPSTREAM | {"intra", "inter"}), out
+    steer = json.loads((repo / "metrics" / "runs" / searched_run(repo) / "steer.json").read_text())
+    points = [steer["operating_point"][d]["point"] for d in ("m2g", "g2m")]
+    assert {(p["alpha"], p["schedule"], p["vector"]) for p in points} == {(5, "prompt_end", "discriminant")}
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
+    assert any("operating_point" in key for changes in diff.values() for key in changes), diff
 
 
 def test_same_params_give_identical_bytes(repo, tmp_path):
@@ -300,8 +381,9 @@ def test_queued_alpha_sweep_reruns_only_steering(repo):
     for name in names:
         data = shown[name]
         alphas.append(data["params"]["params.yaml"]["data"]["alpha"])
-        steered = {m["data"].get("alpha") for path, m in data["metrics"].items() if path.endswith("steer.json")}
-        assert steered - {None} == {alphas[-1]}, (name, data["metrics"])  # the metrics of that alpha
+        chosen = {point["point"]["alpha"] for path, m in data["metrics"].items() if path.endswith("steer.json")
+                  and m["data"].get("searched") for point in m["data"]["operating_point"].values()}
+        assert chosen == {alphas[-1]}, (name, data["metrics"])  # the metrics of that alpha
     assert sorted(alphas) == sorted(values)
 
 

@@ -24,6 +24,7 @@ import yaml
 from conftest import ROOT, merge
 from memgen import io as memgen_io
 from memgen.errors import UserError, run_main
+from memgen.neuron_store import read_neurons
 
 PY = sys.executable
 RUNNER = ROOT / "tests" / "nopickle_runner.py"
@@ -295,11 +296,13 @@ TINY = {
     "families": {
         "gpt2": {"device": "cpu", "model": {"n_layer": 1, "n_embd": 16, "n_head": 2, "dropout": 0.0},
                  "train": {"steps": 10, "batch_size": 16, "eval_every": 10, "eval_groups": 5, "warmup": 2,
-                           "eval_batch_size": 50}},
+                           "eval_batch_size": 50},
+                 "probe": {"max_groups": 20}},
         "llama": {"device": "cpu", "base": "tiny_llama",
                   "train": {"steps": 2, "batch_size": 4, "eval_every": 2, "eval_groups": 3, "warmup": 1,
-                            "eval_batch_size": 50}}},
-    "probe": {"batch_size": 100, "max_groups": {"gpt2": 20, "llama": 5}},
+                            "eval_batch_size": 50},
+                  "probe": {"max_groups": 5}}},
+    "probe": {"batch_size": 100},
 }
 
 GPT2_WEIGHTS = "models/gpt2/cipher/r0/model.safetensors"
@@ -400,9 +403,9 @@ def test_broken_artifact_is_one_line(tiny, broken, monkeypatch, capsys, artifact
 
 @pytest.mark.parametrize("how", [truncated, bad_header, garbage])
 def test_broken_neuron_store_is_one_line(tiny, broken, capsys, how):
-    """What the steer stage reads: read_tensors and read_tensor_metadata under run_main."""
+    """What the steer stage reads: read_neurons (read_tensors and read_tensor_metadata) under run_main."""
     broken(NEURONS, how)
-    for reader in (memgen_io.read_tensors, memgen_io.read_tensor_metadata):
+    for reader in (read_neurons, memgen_io.read_tensors, memgen_io.read_tensor_metadata):
         with pytest.raises(SystemExit) as done:
             run_main(reader, tiny / NEURONS)
         assert_one_error_line(done.value.code, capsys.readouterr().err, f"{NEURONS}: not a readable safetensors")

@@ -35,14 +35,45 @@ def drop(key):
     return lambda d: d.pop(key)
 
 
+STEER = ["stages/steer.py", "gpt2", "cipher", "0"]
+NAN, INF = float("nan"), float("inf")
+
 CASES = [
     # (edit of params.yaml, stage command, what the message must name)
-    (lambda d: d.update(topN=0), ["stages/steer.py", "gpt2", "cipher", "0"], "'topN' must be in (0.0, 1.0]"),
-    (lambda d: d.update(topN=1.5), ["stages/steer.py", "gpt2", "cipher", "0"], "'topN' must be in (0.0, 1.0]"),
+    (lambda d: d.update(topN=0), STEER, "params: 'topN' must hold fractions in (0, 1], got 0"),
+    (lambda d: d.update(topN=[0.1, 1.5]), STEER, "params: 'topN' must hold fractions in (0, 1], got 1.5"),
+    (lambda d: d.update(topN=NAN), STEER, "params: 'topN' must hold fractions in (0, 1], got nan"),
+    (lambda d: d.update(alpha=[]), STEER, "params: 'alpha' must be a list of at least 1 item(s), got []"),
+    (lambda d: d.update(alpha=[3, -1]), STEER, "params: 'alpha' must hold numbers > 0 or 'adaptive', got -1"),
+    (lambda d: d.update(alpha=NAN), STEER, "params: 'alpha' must hold numbers > 0 or 'adaptive', got nan"),
+    (lambda d: d.update(alpha=[INF]), STEER, "params: 'alpha' must hold numbers > 0 or 'adaptive', got inf"),
+    (lambda d: d.update(alpha="strong"), STEER, "params: 'alpha' must hold numbers > 0 or 'adaptive', got 'strong'"),
+    (lambda d: d.update(schedule="sometimes"), STEER,
+     "params: 'schedule' must hold values among every_step, prompt_end, prompt_end_and_first, got 'sometimes'"),
+    (lambda d: d.update(site=["resid_post", "ln_2"]), STEER,
+     "params: 'site' must hold values among mlp_in, resid_post, got 'ln_2'"),
+    (lambda d: d.update(vector="pca"), STEER, "params: 'vector' must hold values among nmd, discriminant, got 'pca'"),
+    (lambda d: d["steer"].update(alpha_ladder=[]), STEER,
+     "params: 'steer.alpha_ladder' must be a list of at least 1 item(s), got []"),
+    (lambda d: d["steer"].update(alpha_ladder=[1, NAN]), STEER,
+     "params: 'steer.alpha_ladder' must be a list of finite numbers, got [1, nan]"),
+    (lambda d: d["steer"].update(alpha_ladder=[2, 1]), STEER,
+     "params: 'steer.alpha_ladder' must rise strictly through numbers > 0, got [2.0, 1.0]"),
+    (lambda d: d["steer"].update(alpha_ladder=[-1, 1]), STEER,
+     "params: 'steer.alpha_ladder' must rise strictly through numbers > 0, got [-1.0, 1.0]"),
+    (lambda d: d["steer"].update(max_other=INF), STEER, "params: 'steer.max_other' must be a finite number, got inf"),
+    (lambda d: d["steer"]["paper"].update(alpha=NAN), STEER,
+     "params: 'steer.paper.alpha' must hold numbers > 0 or 'adaptive', got nan"),
+    (lambda d: d["compare"]["point"].update(schedule="never"), ["stages/compare.py", "intra", "gpt2", "cipher"],
+     "params: 'compare.point.schedule' must hold values among every_step, prompt_end, prompt_end_and_first"),
+    (lambda d: d["neurons"].update(discriminant_shrinkage=NAN), ["stages/neurons.py", "gpt2", "cipher", "0"],
+     "params: 'neurons.discriminant_shrinkage' must be a finite number, got nan"),
+    (lambda d: d["families"]["gpt2"]["train"].update(lr=NAN), ["stages/train.py", "gpt2", "cipher", "0"],
+     "params: 'families.gpt2.train.lr' must be a finite number, got nan"),
     (lambda d: d.update(seed=1.5), ["stages/data.py", "cipher"], "'seed' must be an integer"),
     (lambda d: d.update(seed="abc"), ["stages/data.py", "cipher"], "'seed' must be an integer"),
     (drop("seed"), ["stages/data.py", "cipher"], "missing key 'seed'"),
-    (drop("alpha"), ["stages/steer.py", "gpt2", "cipher", "0"], "missing key 'alpha'"),
+    (drop("alpha"), STEER, "missing key 'alpha'"),
     (lambda d: d["tasks"]["cipher"].update(triggers=[]), ["stages/data.py", "cipher"], "tasks.cipher.triggers"),
     (lambda d: d["tasks"]["cipher"].update(n_train=0), ["stages/data.py", "cipher"], "tasks.cipher.n_train"),
     (lambda d: d["runs"].update(tasks=["cipher", "poetry"]), ["stages/data.py", "poetry"], "unknown task 'poetry'"),
@@ -58,7 +89,6 @@ CASES = [
     (lambda d: d["families"]["llama"].update(base="/no/such/dir"), ["stages/base_model.py", "llama"],
      "does not exist"),
     (lambda d: None, ["stages/train.py", "gpt2", "cipher", "7"], "not in params 'runs.replicates'"),
-    (lambda d: d.update(alpha=-1), ["stages/steer.py", "gpt2", "cipher", "0"], "'alpha' must be in [0.0, inf], got -1"),
     (lambda d: Text("seed: 0\ntopN: [0.05\n"), ["stages/data.py", "cipher"],
      "params.yaml: not valid YAML (expected ',' or ']', but got '<stream end>' at line 3, column 1)"),
     (lambda d: d["tasks"]["arithmetic"].update(addend_min=40), ["stages/data.py", "arithmetic"],
@@ -69,12 +99,14 @@ CASES = [
      "'tasks.cipher.key' must be null or a permutation of the 26 letters A-Z"),
     (lambda d: d["runs"].update(tasks=["cipher"]), ["stages/train.py", "gpt2", "arithmetic", "0"],
      "'arithmetic' is not in params 'runs.tasks' (['cipher'])"),
-    (lambda d: d["probe"].update(max_groups={"llama": 100}), ["stages/probe.py", "gpt2", "cipher", "0"],
-     "missing key 'probe.max_groups.gpt2'"),
+    (lambda d: d["families"]["gpt2"]["probe"].pop("max_groups"), ["stages/probe.py", "gpt2", "cipher", "0"],
+     "missing key 'families.gpt2.probe.max_groups'"),
+    (lambda d: d["families"]["gpt2"]["steer"].update(search="yes"), STEER,
+     "params: 'families.gpt2.steer.search' must be true or false, got 'yes'"),
     (lambda d: d["families"]["gpt2"]["train"].update(mem_share={"cipher": 1}), ["stages/train.py", "gpt2", "cipher", "0"],
      "'families.gpt2.train.mem_share.cipher' must be below 1"),
     (lambda d: d["families"]["gpt2"]["train"].update(mem_share="half"), ["stages/train.py", "gpt2", "cipher", "0"],
-     "'families.gpt2.train.mem_share' must be a number, got 'half'"),
+     "'families.gpt2.train.mem_share' must be a finite number, got 'half'"),
 ]
 
 
@@ -102,3 +134,21 @@ def test_missing_input_names_the_file(workdir):
     result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "data/tasks/cipher/probe.jsonl: file not found" in result.stderr
+
+
+@pytest.mark.parametrize("option,value,needle", [
+    ("--alpha", "nan", "Invalid value for '--alpha': must be a finite number > 0 or 'adaptive', got 'nan'"),
+    ("--alpha", "inf", "Invalid value for '--alpha': must be a finite number > 0 or 'adaptive', got 'inf'"),
+    ("--alpha", "-1", "Invalid value for '--alpha': must be a finite number > 0 or 'adaptive', got '-1'"),
+    ("--alpha", "strong", "Invalid value for '--alpha': must be a finite number > 0 or 'adaptive', got 'strong'"),
+    ("--topN", "nan", "Invalid value for '--topN': must be a fraction in (0, 1], got 'nan'"),
+    ("--topN", "2", "Invalid value for '--topN': must be a fraction in (0, 1], got '2'"),
+    ("--schedule", "sometimes", "Invalid value for '--schedule': 'sometimes' is not one of"),
+    ("--site", "ln_2", "Invalid value for '--site': 'ln_2' is not one of 'mlp_in', 'resid_post'"),
+])
+def test_bad_steer_option_is_one_line(workdir, option, value, needle):
+    """NaN, infinity and out-of-range values never reach the model: click's usage error, exit 2."""
+    result = run_stage(workdir, "-c", "from memgen.cli import main; main()", "steer", "gpt2", "cipher", option, value)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith("error: ") and needle in lines[0]

@@ -6,10 +6,10 @@ import torch
 from scipy.stats import binomtest
 
 from memgen.evaluate import rates
-from memgen.predict import bag_of_tokens, probe_layers, split_pairs
+from memgen.predict import bag_of_tokens, classify_layers, split_pairs
 from memgen.stats import mean_and_spread, wilson_interval
-from memgen.steering import (TO_GEN, TO_MEM, control_shifts, flat_indices, layer_shifts, select_bottom, select_top,
-                             targeted_shifts)
+from memgen.search import Point, choose, read_grid
+from memgen.steering import ADAPTIVE, CONTROLS, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
@@ -32,6 +32,7 @@ def test_wilson_without_data_and_rates():
     r = rates([GEN, GEN, MEM, OTHER], TO_GEN)
     assert (r["n"], r["k"], r["success"], r["other"], r["unchanged"]) == (4, 2, 0.5, 0.25, 0.25)
     assert r["ci95"] == list(wilson_interval(2, 4))
+    assert (r["route_k"], r["route"], r["route_ci95"]) == (3, 0.75, list(wilson_interval(3, 4)))  # left MEM at all
     assert rates([], TO_MEM)["success"] is None
 
 
@@ -52,7 +53,7 @@ def neurons():
 
 
 def shift_map(shifts, width):
-    """{flat index: value} of a set of shifts."""
+    """{flat index: value} of a set of per-layer shifts."""
     return {int(layer * width + i): float(v) for layer, (idx, vals) in shifts.items() for i, v in zip(idx, vals)}
 
 
@@ -62,7 +63,7 @@ def test_targeted_shifts_move_the_top_neurons_by_alpha_nmd(neurons):
     assert len(top) == 20
     assert rho.flatten()[top].abs().min() >= rho.flatten().abs().topk(20).values.min()
     for direction, sign in ((TO_GEN, -1), (TO_MEM, 1)):
-        got = shift_map(targeted_shifts(nmd, top, 3.0, direction), 50)
+        got = shift_map(targeted(nmd, top, direction).at(3.0), 50)
         assert got == pytest.approx({int(i): sign * 3.0 * float(nmd.flatten()[i]) for i in top})
 
 
@@ -72,17 +73,19 @@ def test_each_control_selects_what_it_claims(neurons):
     top_set = {int(i) for i in top}
     alpha = 2.0
     magnitudes = sorted(alpha * abs(float(nmd.flatten()[i])) for i in top)
-    controls = control_shifts(nmd, rho, top, alpha, TO_GEN, torch.Generator().manual_seed(1))
-    assert set(controls) == {"random", "random_magnitude", "bottom_rho", "random_sign"}
-    for name, shifts in controls.items():
-        assert len(flat_indices(shifts, 50)) == len(top), name  # as many neurons as the targeted set
+    made = controls(nmd, rho, top, TO_GEN, torch.Generator().manual_seed(1))
+    assert tuple(made) == CONTROLS
+    shifts = {name: shift_map(iv.at(alpha), 50) for name, iv in made.items()}
+    for name, iv in made.items():
+        assert len(set(iv.idx.tolist())) == len(top), name  # as many neurons as the targeted set
 
     # (a) the authors' baseline: values within +-max|NMD| of the selected set, not scaled by alpha
     max_abs = float(nmd.flatten()[top].abs().max())
-    assert all(abs(v) <= max_abs for v in shift_map(controls["random"], 50).values())
+    assert all(abs(v) <= max_abs for v in shifts["random"].values())
+    assert shift_map(made["random"].at(10.0), 50) == shifts["random"]
 
     # (b) random neurons outside the top set, with the top set's magnitudes
-    rm = shift_map(controls["random_magnitude"], 50)
+    rm = shifts["random_magnitude"]
     assert not set(rm) & top_set
     assert sorted(abs(v) for v in rm.values()) == pytest.approx(magnitudes)
 
@@ -90,29 +93,53 @@ def test_each_control_selects_what_it_claims(neurons):
     bottom = select_bottom(rho, len(top))
     assert not {int(i) for i in bottom} & top_set
     assert rho.flatten()[bottom].abs().max() <= rho.flatten().abs().sort().values[len(top) - 1]
-    assert shift_map(controls["bottom_rho"], 50) == pytest.approx(
-        {int(i): -alpha * float(nmd.flatten()[i]) for i in bottom})
+    assert shifts["bottom_ranked"] == pytest.approx({int(i): -alpha * float(nmd.flatten()[i]) for i in bottom})
 
     # (d) the top neurons themselves, same magnitudes, signs at random (not all equal to the targeted ones)
-    rs = shift_map(controls["random_sign"], 50)
+    rs = shifts["random_sign"]
     assert set(rs) == top_set
     assert sorted(abs(v) for v in rs.values()) == pytest.approx(magnitudes)
-    targeted = shift_map(targeted_shifts(nmd, top, alpha, TO_GEN), 50)
-    agree = sum((rs[i] > 0) == (targeted[i] > 0) for i in top_set)
+    aimed = shift_map(targeted(nmd, top, TO_GEN).at(alpha), 50)
+    agree = sum((rs[i] > 0) == (aimed[i] > 0) for i in top_set)
     assert 0 < agree < len(top_set)
 
 
-def test_layer_shifts_keep_only_that_layer(neurons):
+def test_one_layer_keeps_only_that_layer(neurons):
     nmd, rho = neurons
-    shifts = targeted_shifts(nmd, select_top(rho, 0.2), 1.0, TO_MEM)
+    iv = targeted(nmd, select_top(rho, 0.2), TO_MEM)
+    whole = iv.at(1.0)
     for layer in range(4):
-        one = layer_shifts(shifts, layer)
+        one = iv.only_layer(layer).at(1.0)
         assert set(one) <= {layer}
-        if layer in shifts:
-            assert torch.equal(one[layer][0], shifts[layer][0])
+        if layer in whole:
+            assert torch.equal(one[layer][0], whole[layer][0]) and torch.equal(one[layer][1], whole[layer][1])
 
 
-def test_pairs_stay_together_and_probes_find_a_planted_signal():
+def row(success, other, n_neurons=10, alpha=3.0, n=20):
+    return {"success": success, "other": other, "n_neurons": n_neurons, "alpha": alpha, "n": n}
+
+
+def test_the_rule_takes_the_best_val_success_within_the_other_bound():
+    rows = [row(0.9, 0.3), row(0.7, 0.05), row(0.7, 0.0, n_neurons=5), row(0.7, 0.0, n_neurons=5, alpha=ADAPTIVE),
+            row(0.7, 0.1, n_neurons=5, alpha=1.0)]
+    best, within = choose(rows, max_other=0.1)
+    assert within and best is rows[4]  # 0.9 breaks too much; of the 0.7s: fewest neurons, then the smallest alpha
+    best, within = choose([row(0.9, 0.5), row(0.2, 0.3)], max_other=0.1)
+    assert not within and best["other"] == 0.3  # none within bounds: the least OTHER
+    assert choose([row(None, None, n=0)], 0.1) == (None, False)  # no val probe starts there
+
+
+def test_the_grid_is_every_combination_of_the_knobs(params_data):
+    from memgen.params import Params
+
+    params_data.update(topN=[0.05, 0.1], alpha=[3, "adaptive"], schedule="prompt_end", site=["resid_post"],
+                       vector=["nmd", "discriminant"])
+    grid = read_grid(Params(params_data), "gpt2")
+    assert len(grid) == 8 and grid[0] == Point("prompt_end", "resid_post", "nmd", 0.05, 3.0)
+    assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
+
+
+def test_pairs_stay_together_and_classifiers_find_a_planted_signal():
     train, test = split_pairs(40, 0.25, seed=3)
     assert len(test) == 10 and not set(train.tolist()) & set(test.tolist())
     assert sorted(train.tolist() + test.tolist()) == list(range(40))
@@ -122,9 +149,10 @@ def test_pairs_stay_together_and_probes_find_a_planted_signal():
     mem = torch.randn(60, 3, 16, generator=g)
     mem[:, 1, 0] += 4.0  # layer 1 carries the behaviour; layers 0 and 2 are noise
     prompts = [("A: 1 + 2 + 3", "A: 3 + 2 + 1")] * 60  # a pair's prompts are reorderings of one another
-    result = probe_layers(mem, gen, prompts, TOKEN_PATTERN, 0.3, seed=5, l2=0.01, max_iter=100)
-    assert result["by_layer"][1] > 0.9
-    assert max(result["by_layer"][0], result["by_layer"][2]) < 0.8
+    result = classify_layers({"resid_post": (mem, gen)}, prompts, TOKEN_PATTERN, 0.3, seed=5, l2=0.01, max_iter=100)
+    by_layer = result["by_layer"]["resid_post"]
+    assert by_layer[1] > 0.9
+    assert max(by_layer[0], by_layer[2]) < 0.8
     assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart
 
 

@@ -1,13 +1,15 @@
 """`memgen steer`: steer a trained run by hand, outside DVC.
 
+    memgen steer gpt2 cipher --test 5            # the first 5 held-out test probes, at the val-chosen point
+    memgen steer gpt2 cipher --paper             # at the paper's setting
     memgen steer gpt2 cipher --alpha 5 --topN 0.1 --direction m2g --prompt "CIPHERTEXT:... ANS:"
-    memgen steer llama incontext --test 5        # the first 5 held-out test probes, both directions
 
 Loads the run's model and neurons once and prints the unsteered and steered outputs of each prompt.
 
 `memgen pull [-r REMOTE]`: `dvc pull --run-cache`, after checking that a directory remote exists
 (DVC itself only says that files are missing "neither locally nor on remote").
 """
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +19,43 @@ from rich.console import Console
 from rich.table import Table
 
 from .errors import OneLineGroup, UserError, run_main
-from .evaluate import Steerer, read_neurons
-from .io import read_jsonl
-from .params import steering_knobs
+from .evaluate import Outputs, Steerer
+from .io import read_json, read_jsonl
+from .neuron_store import read_neurons
 from .run import Run
-from .steering import DIRECTIONS, select_top, targeted_shifts
+from .search import Point, intervention, read_ladder, read_paper_point
+from .sites import SITE_NAMES
+from .steering import ADAPTIVE, DIRECTIONS, SCHEDULES, VECTORS
+
+
+class Strength(click.ParamType):
+    """alpha on the command line: a finite number > 0, or 'adaptive'."""
+    name = "alpha"
+
+    def convert(self, value, param, ctx):
+        if value == ADAPTIVE:
+            return value
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and number > 0):
+            self.fail(f"must be a finite number > 0 or '{ADAPTIVE}', got {value!r}", param, ctx)
+        return number
+
+
+class Fraction(click.ParamType):
+    """topN on the command line: a finite fraction in (0, 1]."""
+    name = "fraction"
+
+    def convert(self, value, param, ctx):
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not (math.isfinite(number) and 0 < number <= 1):
+            self.fail(f"must be a fraction in (0, 1], got {value!r}", param, ctx)
+        return number
 
 
 @click.group(cls=OneLineGroup)
@@ -35,33 +69,37 @@ def main():
 @click.option("--rep", default=0, show_default=True, help="replicate of the run")
 @click.option("--prompt", "prompts", multiple=True, help="a prompt to steer (repeatable)")
 @click.option("--test", "n_test", default=3, show_default=True, help="without --prompt: the first N test probes")
-@click.option("--alpha", type=float, default=None, help="steering strength [default: params.yaml alpha]")
-@click.option("--topN", "top_n", type=float, default=None, help="fraction of neurons [default: params.yaml topN]")
+@click.option("--alpha", type=Strength(), default=None, help="a number or 'adaptive' [default: the run's chosen point]")
+@click.option("--topN", "top_n", type=Fraction(), default=None, help="fraction of neurons [default: the chosen point]")
+@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=None, help="[default: the chosen point]")
+@click.option("--site", type=click.Choice(list(SITE_NAMES)), default=None, help="[default: the chosen point]")
+@click.option("--vector", type=click.Choice(list(VECTORS)), default=None, help="[default: the chosen point]")
+@click.option("--paper", is_flag=True, help="start from the paper's setting instead of the chosen point")
 @click.option("--direction", type=click.Choice(["m2g", "g2m", "both"]), default="both", show_default=True)
 @click.option("--params", "params_path", default="params.yaml", show_default=True)
-def steer(family, task, rep, prompts, n_test, alpha, top_n, direction, params_path):
-    """Unsteered and steered outputs of FAMILY/TASK's trained model."""
+def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vector, paper, direction, params_path):
+    """Unsteered and steered outputs of FAMILY/TASK's trained model, at the point the steer stage chose
+    on val (or the paper's setting), with any knob overridden."""
     def run():
         r = Run.open(family, task, rep, params_path)
-        params_top_n, params_alpha = steering_knobs(r.params)
-        a = params_alpha if alpha is None else alpha
-        n = params_top_n if top_n is None else top_n
-        if a < 0 or not 0 < n <= 1:
-            raise UserError(f"--alpha must be >= 0 and --topN in (0, 1], got {a} and {n}")
-        nmd, rho, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
+        neurons, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
         if n_pairs == 0:
             raise UserError(f"{family}/{task}/r{rep} found no MEM/GEN pairs, so it has no neurons to steer")
+        overrides = {"alpha": alpha, "topN": top_n, "schedule": schedule, "site": site, "vector": vector}
+        points = {d: _point(r, d, paper, overrides) for d in (DIRECTIONS if direction == "both" else (direction,))}
         test = read_jsonl(r.data_dir / "test.jsonl")
         probes = [{"prompt": p, "mem": "", "gen": ""} for p in prompts] or test[:max(1, n_test)]
         # free prompts have no known answers: leave room to decode as much as the test probes need
         steerer = Steerer.for_run(r, test[:50] + probes, batch_size=64)
-        selected = select_top(rho, n)
-        columns = {"unsteered": steerer.decode(probes, {})[0]}
-        for d in DIRECTIONS if direction == "both" else (direction,):
-            columns[f"to {'GEN' if d == 'm2g' else 'MEM'}"] = steerer.decode(
-                probes, targeted_shifts(nmd, selected, a, d))[0]
-        table = Table(title=f"{family}/{task}/r{rep}: {len(selected)} neurons, alpha {a:g}, "
-                            f"site {r.site}", show_lines=True)
+        unsteered = steerer.decode(probes)
+        columns = {"unsteered": unsteered}
+        for d, point in points.items():
+            iv = intervention(point, neurons, d)
+            outs, flipped_at = Outputs(steerer, probes, iv, point.site, point.schedule).run(
+                point.alpha, unsteered, read_ladder(r.params))
+            columns[f"to {'GEN' if d == 'm2g' else 'MEM'} ({len(iv.idx)} neurons: {point.label()})"] = [
+                o if a is None or point.alpha != ADAPTIVE else f"{o}  (alpha {a:g})" for o, a in zip(outs, flipped_at)]
+        table = Table(title=f"{family}/{task}/r{rep}", show_lines=True)
         for name in ["prompt", *columns]:
             table.add_column(name, overflow="fold")
         for i, p in enumerate(probes):
@@ -70,11 +108,24 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, direction, params_pa
     run_main(run)
 
 
+def _point(run, direction, paper, overrides):
+    """The steer stage's chosen point for the direction (the paper's with --paper, or where the stage has
+    not run), with the knobs given on the command line."""
+    steer_json = run.metrics_dir / "steer.json"
+    base = read_paper_point(run.params, run.family)
+    if not paper and steer_json.exists():
+        chosen = read_json(steer_json).get("operating_point", {}).get(direction)
+        if chosen:
+            base = Point(**chosen["point"])
+    return Point(**{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}})
+
+
 def _labelled(task, output, probe):
     """The output, with its MEM/GEN/OTHER label where the probe's answers are known."""
     if not probe.get("mem") and not probe.get("gen"):
         return output
-    return f"{output}  [{task.classify(output, probe)}]"
+    answer = output.split("  (alpha")[0]
+    return f"{output}  [{task.classify(answer, probe)}]"
 
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})

@@ -1,10 +1,11 @@
 """Steered decoding of probes with one model in memory, and success rates with their intervals."""
 from dataclasses import dataclass
 
-from .behaviour import max_answer_tokens, run_probes
-from .sites import shift_last
+from .behaviour import max_answer_tokens
+from .generate import greedy_decode
+from .sites import all_site_modules, shift_last
 from .stats import wilson_interval
-from .steering import TO_GEN, TO_MEM
+from .steering import ADAPTIVE, SCHEDULES, TO_GEN, TO_MEM, adaptive
 from .tasks import GEN, MEM, OTHER
 
 SOURCE = {TO_GEN: MEM, TO_MEM: GEN}   # the unsteered behaviour each direction starts from
@@ -12,23 +13,24 @@ TARGET = {TO_GEN: GEN, TO_MEM: MEM}
 
 
 def rates(labels, direction):
-    """Of n steered probes: how many reached the target behaviour (k, share, 95 % Wilson
-    interval), and the shares that broke to OTHER or stayed unchanged."""
+    """Of n steered probes: how many reached the target answer (k, share, 95 % Wilson interval: the
+    paper's measure), how many left the source behaviour at all (the route: target or OTHER), and
+    the shares that broke to OTHER or stayed unchanged."""
     n = len(labels)
     count = {b: sum(x == b for x in labels) for b in (MEM, GEN, OTHER)}
-    k = count[TARGET[direction]]
-    lo, hi = wilson_interval(k, n)
+    k, left = count[TARGET[direction]], n - count[SOURCE[direction]]
     share = (lambda c: c / n) if n else (lambda c: None)
-    return {"n": n, "k": k, "success": share(k), "ci95": [lo, hi],
+    return {"n": n, "k": k, "success": share(k), "ci95": list(wilson_interval(k, n)),
+            "route_k": left, "route": share(left), "route_ci95": list(wilson_interval(left, n)),
             "other": share(count[OTHER]), "unchanged": share(count[SOURCE[direction]])}
 
 
 @dataclass
 class Steerer:
-    """A trained model with hooks at its site: decode probes under any set of shifts."""
+    """A trained model with hooks at its sites: decode probes under any intervention and schedule."""
     model: object
     codec: object
-    modules: list
+    modules: dict     # {site: [module per layer]}
     task: object
     batch_size: int
     max_new: int
@@ -36,26 +38,66 @@ class Steerer:
     @classmethod
     def for_run(cls, run, probes, batch_size):
         model, codec = run.load_model()
-        return cls(model, codec, run.site_modules(model), run.task, batch_size, max_answer_tokens(codec, probes))
+        return cls(model, codec, all_site_modules(model, run.family), run.task, batch_size,
+                   max_answer_tokens(codec, probes))
 
-    def decode(self, probes, shifts, desc=None):
-        """(outputs, labels) of the probes with `shifts` added at the last position of every step."""
+    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None):
+        """The outputs of the probes with `shifts` added at the site's last position on the steps
+        the schedule names (no shifts: unsteered)."""
         if not probes:
-            return [], []
-        with shift_last(self.modules, shifts):
-            return run_probes(self.model, self.codec, self.task, probes, self.batch_size, desc=desc,
-                              max_new_tokens=self.max_new)
+            return []
+        prompts = [p["prompt"] for p in probes]
+        if not shifts:
+            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc)
+        step, on = [0], SCHEDULES[schedule]
+
+        def at_step(k):
+            step[0] = k
+        with shift_last(self.modules[site], shifts, active=lambda: on(step[0])):
+            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc, on_step=at_step)
+
+    def labels(self, outputs, probes):
+        return [self.task.classify(o, p) for o, p in zip(outputs, probes)]
 
 
-def split_by_source(probes, labels):
-    """{direction: the probes whose unsteered behaviour is where that direction starts}."""
-    return {d: [p for p, lab in zip(probes, labels) if lab == SOURCE[d]] for d in (TO_GEN, TO_MEM)}
+class Outputs:
+    """Steered outputs of a fixed list of probes under one intervention, decoded at most once per
+    (alpha, probe): a fixed alpha and the adaptive ladder share what they have decoded."""
+
+    def __init__(self, steerer, probes, intervention, site, schedule):
+        self.steerer, self.probes, self.intervention = steerer, probes, intervention
+        self.site, self.schedule, self.memo = site, schedule, {}
+
+    def at(self, alpha, indices=None):
+        indices = range(len(self.probes)) if indices is None else indices
+        memo = self.memo.setdefault(alpha, {})
+        missing = [i for i in indices if i not in memo]
+        if missing:
+            outs = self.steerer.decode([self.probes[i] for i in missing], self.intervention.at(alpha),
+                                       self.site, self.schedule)
+            memo.update(zip(missing, outs))
+        return [memo[i] for i in indices]
+
+    def at_each(self, alphas):
+        """Each probe decoded at its own alpha (a list as long as the probes)."""
+        outputs = [None] * len(alphas)
+        for alpha in sorted(set(alphas)):
+            idx = [i for i, a in enumerate(alphas) if a == alpha]
+            for i, out in zip(idx, self.at(alpha, idx)):
+                outputs[i] = out
+        return outputs
+
+    def run(self, alpha, unsteered, ladder):
+        """(outputs, alpha each prompt moved at): a fixed alpha, or ADAPTIVE along the ladder."""
+        if not self.intervention.scales:  # fixed shifts (the authors' baseline): alpha plays no part
+            outputs = self.at(None)
+            return outputs, [None] * len(outputs)
+        if alpha == ADAPTIVE:
+            return adaptive(self.at, unsteered, ladder)
+        outputs = self.at(alpha)
+        return outputs, [alpha if o != u else None for o, u in zip(outputs, unsteered)]
 
 
-def read_neurons(path):
-    """(nmd, rho, n_pairs) from a neurons stage's store."""
-    from .io import read_tensor_metadata, read_tensors, require_keys
-
-    stats = require_keys(read_tensors(path), ["nmd", "rho"], path)
-    n_pairs = int(require_keys(read_tensor_metadata(path), ["n_pairs"], path)["n_pairs"])
-    return stats["nmd"], stats["rho"], n_pairs
+def split_by_source(labels):
+    """{direction: indices of the probes whose unsteered behaviour is where that direction starts}."""
+    return {d: [i for i, lab in enumerate(labels) if lab == SOURCE[d]] for d in (TO_GEN, TO_MEM)}

@@ -1,5 +1,6 @@
 """Reading params.yaml with checks that name the key and what is allowed."""
 import hashlib
+import math
 from pathlib import Path
 
 import yaml
@@ -40,8 +41,8 @@ class Params:
 
     def float(self, key, lo=None, hi=None, lo_open=False, default=...):
         value = self.raw(key, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise UserError(f"params: '{self._key(key)}' must be a number, got {value!r}")
+        if not is_number(value):
+            raise UserError(f"params: '{self._key(key)}' must be a finite number, got {value!r}")
         if lo_open and (value <= lo or (hi is not None and value > hi)):
             span = f"({lo}, {'inf' if hi is None else hi}" + (")" if hi is None else "]")
             raise UserError(f"params: '{self._key(key)}' must be in {span}, got {value!r}")
@@ -70,18 +71,28 @@ class Params:
         return value
 
     def numbers(self, key, lo=None):
-        """A non-empty list of numbers, each at least `lo`, as floats."""
+        """A non-empty list of finite numbers, each at least `lo`, as floats."""
         value = self.list(key)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or (lo is not None and v < lo) for v in value):
+        if any(not is_number(v) or (lo is not None and v < lo) for v in value):
             bound = "" if lo is None else f" >= {lo:g}"
-            raise UserError(f"params: '{self._key(key)}' must be a list of numbers{bound}, got {value!r}")
+            raise UserError(f"params: '{self._key(key)}' must be a list of finite numbers{bound}, got {value!r}")
         return [float(v) for v in value]
+
+    def one_or_list(self, key):
+        """A knob given as one value or as a non-empty list of values: always a list."""
+        value = self.raw(key)
+        return self.list(key, unique=True) if isinstance(value, list) else [value]
 
     def _in_range(self, key, value, lo, hi):
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             span = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
             raise UserError(f"params: '{self._key(key)}' must be in {span}, got {value!r}")
         return value
+
+
+def is_number(value):
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
 
 
 def load_params(path="params.yaml"):
@@ -102,10 +113,3 @@ def derive_seed(base, *names):
     """A 31-bit seed from the base seed and names, stable across runs and machines."""
     text = "/".join([str(base), *map(str, names)])
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "big") >> 1
-
-
-def steering_knobs(params):
-    """The top-level knobs that `dvc exp run -S` sweeps."""
-    top_n = params.float("topN", lo=0.0, hi=1.0, lo_open=True)
-    alpha = params.float("alpha", lo=0.0)
-    return top_n, alpha

@@ -10,7 +10,6 @@ from .errors import OneLineCommand, UserError, run_main
 from .models import check_family, load_run_model, pick_device
 from .params import derive_seed, load_params
 from .paths import MULTITASK, data_dir, metrics_dir, model_dir, plot_path, run_dir
-from .sites import check_site, site_modules
 from .tasks import load_task
 from .tasks.multitask import MultiTask
 
@@ -57,16 +56,9 @@ class Run:
     def device(self):
         return pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda")))
 
-    @property
-    def site(self):
-        return check_site(self.family, self.family_params.str("site"))
-
     def load_model(self):
         """This run's trained model (eval mode) and codec."""
         return load_run_model(self.family, self.model_dir, self.device(), self.family_params)
-
-    def site_modules(self, model):
-        return site_modules(model, self.family, self.site)
 
     @property
     def data_dir(self):

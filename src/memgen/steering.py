@@ -1,10 +1,33 @@
-"""Neuron selection and the shifts that steer them: targeted, the authors' random baseline,
-and the stronger controls (each with as many neurons as the targeted set)."""
+"""Interventions: which neurons move (selection), by how much per unit of alpha (targeted, or one
+of the controls), and when during decoding (the schedule); and the adaptive strength.
+
+An intervention is a set of flat neuron indices into [layers, width] with a shift per unit of
+alpha; `at(alpha)` gives the per-layer shifts the hooks add.
+"""
+from dataclasses import dataclass
+
 import torch
 
 TO_GEN, TO_MEM = "m2g", "g2m"
 DIRECTIONS = (TO_GEN, TO_MEM)
 DIRECTION_SIGN = {TO_GEN: -1.0, TO_MEM: 1.0}  # towards MEM: h += alpha*NMD; towards GEN: h -= alpha*NMD
+
+# When the shift is applied, by decoding step (0: the forward call over the prompt, whose last
+# position is the prompt end; k: the call that reads the k-th generated token).
+SCHEDULES = {
+    "every_step": lambda step: True,             # the paper: the prompt end and every generated token
+    "prompt_end": lambda step: step == 0,        # the last prompt position only
+    "prompt_end_and_first": lambda step: step <= 1,  # the prompt end and the first answer token
+}
+VECTORS = ("nmd", "discriminant")  # what neurons move along: NMD (the paper) or a linear classifier's direction
+ADAPTIVE = "adaptive"  # per prompt: the smallest alpha of a ladder at which its output changes
+CONTROLS = ("random", "random_magnitude", "bottom_ranked", "random_sign")
+CONTROL_NAMES = {  # as the report names them; `controls` says what each one is
+    "random": "random (authors')",
+    "random_magnitude": "random neurons, same sizes",
+    "bottom_ranked": "bottom-ranked neurons",
+    "random_sign": "top neurons, random signs",
+}
 
 
 def n_selected(shape, top_n):
@@ -36,48 +59,70 @@ def random_signs(count, generator):
     return torch.randint(0, 2, (count,), generator=generator).float() * 2 - 1
 
 
-def per_layer(flat_idx, values, width):
-    """{layer: (neuron indices, values)} from flat indices into [layers, width]."""
-    layers = flat_idx // width
-    return {int(l): (flat_idx[layers == l] % width, values[layers == l]) for l in torch.unique(layers)}
+@dataclass
+class Intervention:
+    idx: torch.Tensor          # flat indices into [layers, width]
+    per_alpha: torch.Tensor    # the shift of each at alpha = 1
+    width: int
+    scales: bool = True        # False: fixed values whatever alpha (the authors' random baseline)
+
+    def at(self, alpha):
+        """{layer: (neuron indices, values)} at strength alpha."""
+        values = self.per_alpha * alpha if self.scales else self.per_alpha
+        layers = self.idx // self.width
+        return {int(l): (self.idx[layers == l] % self.width, values[layers == l]) for l in torch.unique(layers)}
+
+    def only_layer(self, layer):
+        """The part of this intervention in one layer (the per-layer ablation)."""
+        keep = self.idx // self.width == layer
+        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.scales)
 
 
-def targeted_shifts(nmd, flat_idx, alpha, direction):
-    values = DIRECTION_SIGN[direction] * alpha * nmd.flatten()[flat_idx]
-    return per_layer(flat_idx, values, nmd.shape[1])
+def targeted(nmd, selected, direction):
+    """The selected neurons, each shifted by alpha*NMD towards the direction's target."""
+    return Intervention(selected, DIRECTION_SIGN[direction] * nmd.flatten()[selected], nmd.shape[1])
 
 
-def random_shifts(shape, count, max_abs, generator):
-    """The authors' baseline: `count` random neurons, each shifted by U(-max_abs, max_abs),
-    max_abs being the largest |NMD| among the selected neurons (not scaled by alpha)."""
-    flat_idx = torch.randperm(shape[0] * shape[1], generator=generator)[:count]
-    values = max_abs * (2 * torch.rand(count, generator=generator) - 1)
-    return per_layer(flat_idx, values, shape[1])
-
-
-def control_shifts(nmd, rho, selected, alpha, direction, generator):
-    """The controls beside a targeted steer, each over len(selected) neurons:
-    random: the authors' baseline (above);
+def controls(nmd, rho, selected, direction, generator):
+    """The controls beside a targeted steer, each over len(selected) neurons. `nmd` is the vector
+    neurons move along and `rho` what they are ranked by (for the discriminant: the vector itself).
+    random: the authors' baseline: random neurons, each shifted by U(-m, m), m the largest |NMD|
+        of the selected set (not scaled by alpha);
     random_magnitude: random neurons outside the top set, shifted by the top set's alpha*|NMD|
         magnitudes with random signs;
-    bottom_rho: the lowest-|rho| neurons, shifted by their own alpha*NMD in the direction's sign;
+    bottom_ranked: the lowest-ranked neurons, shifted by their own alpha*NMD in the direction's sign;
     random_sign: the top set itself, its alpha*|NMD| magnitudes with random signs."""
     count, width = len(selected), nmd.shape[1]
-    magnitudes = alpha * nmd.flatten()[selected].abs()
+    magnitudes = nmd.flatten()[selected].abs()
+    max_abs = float(magnitudes.max())
+    authors = torch.randperm(nmd.numel(), generator=generator)[:count]
+    authors_values = max_abs * (2 * torch.rand(count, generator=generator) - 1)
     others = random_others(nmd.numel(), selected, count, generator)
     return {
-        "random": random_shifts(nmd.shape, count, float(nmd.flatten()[selected].abs().max()), generator),
-        "random_magnitude": per_layer(others, magnitudes[:len(others)] * random_signs(len(others), generator), width),
-        "bottom_rho": targeted_shifts(nmd, select_bottom(rho, count), alpha, direction),
-        "random_sign": per_layer(selected, magnitudes * random_signs(count, generator), width),
+        "random": Intervention(authors, authors_values, width, scales=False),
+        "random_magnitude": Intervention(others, magnitudes[:len(others)] * random_signs(len(others), generator), width),
+        "bottom_ranked": targeted(nmd, select_bottom(rho, count), direction),
+        "random_sign": Intervention(selected, magnitudes * random_signs(count, generator), width),
     }
 
 
-def layer_shifts(shifts, layer):
-    """Only one layer's part of a set of shifts (the per-layer ablation)."""
-    return {layer: shifts[layer]} if layer in shifts else {}
+def adaptive(decode_at, unsteered, ladder):
+    """Each prompt's output at the smallest alpha of `ladder` at which it differs from its unsteered
+    output, and that alpha (None where no alpha changed it; its output stays the unsteered one).
 
-
-def flat_indices(shifts, width):
-    """The set of flat neuron indices a set of shifts touches."""
-    return {int(layer * width + i) for layer, (idx, _) in shifts.items() for i in idx}
+    A closed loop on the model's own outputs: decode_at(alpha, indices) decodes the prompts not yet
+    moved, and nothing here reads the probes' answers.
+    """
+    outputs, flipped_at = list(unsteered), [None] * len(unsteered)
+    remaining = list(range(len(unsteered)))
+    for alpha in ladder:
+        if not remaining:
+            break
+        still = []
+        for i, out in zip(remaining, decode_at(alpha, remaining)):
+            if out != unsteered[i]:
+                outputs[i], flipped_at[i] = out, alpha
+            else:
+                still.append(i)
+        remaining = still
+    return outputs, flipped_at

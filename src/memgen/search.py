@@ -1,0 +1,172 @@
+"""The operating point of an intervention: the grid it is chosen from (schedule x site x vector x
+topN x alpha, from the top-level knobs), its evaluation on val probes, and the rule that chooses.
+
+The rule reads val outcomes only; the test split is measured once, afterwards, at the chosen point.
+"""
+import itertools
+from dataclasses import asdict, dataclass
+
+from .errors import UserError
+from .evaluate import Outputs, rates, split_by_source
+from .params import is_number
+from .progress import progress_bar
+from .sites import PAPER_SITE, SITES
+from .steering import ADAPTIVE, SCHEDULES, VECTORS, select_top, targeted
+from .tasks import BEHAVIOURS
+
+KNOBS = ("schedule", "site", "vector", "topN", "alpha")  # top-level params, in the grid's order
+
+
+@dataclass(frozen=True)
+class Point:
+    schedule: str
+    site: str
+    vector: str
+    topN: float
+    alpha: object  # a number, or ADAPTIVE
+
+    def as_dict(self):
+        return asdict(self)
+
+    def label(self):
+        alpha = self.alpha if self.alpha == ADAPTIVE else f"{self.alpha:g}"
+        return f"{self.schedule}, {self.site}, {self.vector}, topN {self.topN:g}, alpha {alpha}"
+
+
+def _check_alpha(value, key):
+    if value != ADAPTIVE and not (is_number(value) and value > 0):
+        raise UserError(f"params: '{key}' must hold numbers > 0 or '{ADAPTIVE}', got {value!r}")
+    return value if value == ADAPTIVE else float(value)
+
+
+def _check_top_n(value, key):
+    if not (is_number(value) and 0 < value <= 1):
+        raise UserError(f"params: '{key}' must hold fractions in (0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_name(allowed):
+    def check(value, key):
+        if value not in allowed:
+            raise UserError(f"params: '{key}' must hold values among {', '.join(allowed)}, got {value!r}")
+        return value
+    return check
+
+
+def _checks(family):
+    return {"schedule": _check_name(tuple(SCHEDULES)), "site": _check_name(tuple(SITES[family])),
+            "vector": _check_name(VECTORS), "topN": _check_top_n, "alpha": _check_alpha}
+
+
+def read_grid(params, family):
+    """The points the operating point is chosen from: every combination of the top-level knobs,
+    each one value or a list."""
+    checks = _checks(family)
+    values = [[checks[k](v, k) for v in params.one_or_list(k)] for k in KNOBS]
+    return [Point(*combo) for combo in itertools.product(*values)]
+
+
+def read_point(section, family, default_site=None):
+    """One fixed point from a params section {schedule, site, vector, topN, alpha} (site optional
+    where a default is given)."""
+    checks = _checks(family)
+    values = {k: section.raw(k, default_site if k == "site" else ...) for k in KNOBS}
+    return Point(*(checks[k](values[k], f"{section.prefix}.{k}") for k in KNOBS))
+
+
+def read_paper_point(params, family):
+    """The paper's own setting (steer.paper), at the family's paper site."""
+    return read_point(params.section("steer").section("paper"), family, default_site=PAPER_SITE[family])
+
+
+def read_ladder(params):
+    """steer.alpha_ladder: the rising alphas the adaptive strength climbs."""
+    ladder = params.section("steer").numbers("alpha_ladder")
+    if any(a <= 0 for a in ladder) or ladder != sorted(set(ladder)):
+        raise UserError(f"params: 'steer.alpha_ladder' must rise strictly through numbers > 0, got {ladder}")
+    return ladder
+
+
+def vector_and_score(point, neurons):
+    """What the point moves neurons along, and what it ranks them by: NMD and |rho| (the paper), or
+    the discriminant direction and the size of each neuron's shift along it."""
+    site = neurons[point.site]
+    return (site.nmd, site.rho) if point.vector == "nmd" else (site.discriminant, site.discriminant)
+
+
+def intervention(point, neurons, direction):
+    """The targeted intervention at a point: the top-N neurons by the point's score, each moved along
+    its vector towards the direction's target."""
+    vector, score = vector_and_score(point, neurons)
+    return targeted(vector, select_top(score, point.topN), direction)
+
+
+class Bench:
+    """One split's probes, decoded unsteered and under the targeted intervention at any point. Each
+    intervention's decodes are kept, so that its fixed alphas, its adaptive ladder and the
+    dose-response never decode a probe twice at one alpha."""
+
+    def __init__(self, name, steerer, probes, neurons, ladder):
+        self.name, self.steerer, self.probes, self.neurons, self.ladder = name, steerer, probes, neurons, ladder
+        self.outputs = steerer.decode(probes, desc=f"{name}: unsteered")
+        self.labels = steerer.labels(self.outputs, probes)
+        self.by_source = split_by_source(self.labels)
+        self._aimed = {}
+
+    def part(self, direction):
+        """(probes, unsteered outputs) of the probes the direction starts from."""
+        idx = self.by_source[direction]
+        return [self.probes[i] for i in idx], [self.outputs[i] for i in idx]
+
+    def shares(self):
+        return {b.lower(): sum(x == b for x in self.labels) / len(self.labels) for b in BEHAVIOURS}
+
+    def aimed(self, point, direction):
+        """(the targeted intervention at the point, its Outputs on the direction's probes)."""
+        key = (point.schedule, point.site, point.vector, point.topN, direction)
+        if key not in self._aimed:
+            iv = intervention(point, self.neurons, direction)
+            self._aimed[key] = iv, Outputs(self.steerer, self.part(direction)[0], iv, point.site, point.schedule)
+        return self._aimed[key]
+
+    def run(self, point, direction):
+        """(outputs, the alpha each probe moved at) of the targeted intervention at the point."""
+        return self.aimed(point, direction)[1].run(point.alpha, self.part(direction)[1], self.ladder)
+
+
+def evaluate(bench, points, direction):
+    """Rates at every point for one direction's probes; each row: the point, its number of neurons
+    and its rates."""
+    rows = []
+    probes = bench.part(direction)[0]
+    with progress_bar(f"{bench.name}: search {direction}", total=len(points)) as advance:
+        for point in points:
+            outs, _ = bench.run(point, direction)
+            n_neurons = len(bench.aimed(point, direction)[0].idx)
+            rows.append({**point.as_dict(), "n_neurons": n_neurons, **rates(bench.steerer.labels(outs, probes), direction)})
+            advance(1)
+    return rows
+
+
+def alpha_order(alpha):
+    """Fixed alphas by size, then adaptive."""
+    return (1, 0.0) if alpha == ADAPTIVE else (0, alpha)
+
+
+def choose(rows, max_other):
+    """The operating point: the highest val success among rows with OTHER <= max_other; ties go to
+    fewer neurons, then a smaller alpha, then the grid's order. Without such a row, the least OTHER.
+    Returns (row, whether it kept OTHER within bounds); (None, False) without val probes."""
+    measured = [(i, r) for i, r in enumerate(rows) if r["n"]]
+    if not measured:
+        return None, False
+    within = [(i, r) for i, r in measured if r["other"] <= max_other]
+    if within:
+        best = min(within, key=lambda ir: (-ir[1]["success"], ir[1]["n_neurons"], alpha_order(ir[1]["alpha"]), ir[0]))
+        return best[1], True
+    best = min(measured, key=lambda ir: (ir[1]["other"], -ir[1]["success"], ir[1]["n_neurons"], ir[0]))
+    return best[1], False
+
+
+def point_of(row):
+    return Point(*(row[k] for k in KNOBS))
