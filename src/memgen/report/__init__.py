@@ -1,0 +1,87 @@
+"""The report: every metric file the pipeline wrote, read once into a context, laid out section by
+section (sections.py) as one document rendered as Markdown and HTML, with its figures."""
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..io import read_json, require_keys
+from ..paths import comparison_path, metrics_dir
+from ..sites import SITE_NAMES
+from .document import to_html, to_markdown
+from .sections import SECTIONS
+
+# What each run's metric files must hold for the report to read them.
+RUN_FILES = {"train": ["chosen_step"], "probe": ["mem", "gen", "other", "pair_yield", "n_pairs"],
+             "neurons": ["n_pairs", "sites"], "steer": ["n_pairs", "chance"], "search": ["rule"], "predict": ["n_pairs"]}
+
+
+@dataclass
+class Context:
+    params: object
+    families: list
+    tasks: list
+    reps: list
+    runs: dict          # {family/task/r<k>: {file stem: its JSON}}
+    data: dict          # {task: the data stage's overlap counts}
+    intra: dict
+    inter: dict
+    figures: Path
+    sites: tuple = SITE_NAMES
+    aggregate: dict = field(default_factory=dict)  # filled by the replicate section, saved in summary.json
+
+    @property
+    def steered(self):
+        return {n: r["steer"] for n, r in self.runs.items() if "skipped" not in r["steer"]}
+
+    @property
+    def searches(self):
+        return {n: r["search"] for n, r in self.runs.items() if "skipped" not in r["steer"]}
+
+    def above_chance(self, name):
+        """Whether any neuron of the run beats the permutation null's p95 at some site."""
+        return any(s["n_above"] for s in self.runs[name]["neurons"]["sites"].values())
+
+    def max_other(self):
+        return self.params.section("steer").raw("max_other")
+
+    def rule(self):
+        return next((r["steer"]["rule"] for r in self.runs.values() if "rule" in r["steer"]), "-")
+
+    def training_parts(self):
+        parts = []
+        for family in self.families:
+            fp = self.params.section("families").section(family)
+            share = fp.section("train").raw("mem_share", None)
+            mix = "the data's own mix" if share is None else "mem_share " + (
+                ", ".join(f"{t} {v}" for t, v in share.items()) if isinstance(share, dict) else str(share))
+            lora = fp.section("model").raw("lora", None)
+            if lora:  # an adapter family
+                mix += f"; LoRA r={lora['r']} on {', '.join(lora['target_modules'])}"
+            parts.append(f"{family}: {mix}")
+        return parts
+
+
+def read_context(params, figures):
+    rs = params.section("runs")
+    families, tasks, reps = rs.list("families"), rs.list("tasks"), rs.list("replicates")
+    runs = {}
+    for f in families:
+        for t in tasks:
+            for r in reps:
+                mdir = metrics_dir(f, t, r)
+                runs[f"{f}/{t}/r{r}"] = {name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
+                                         for name, keys in RUN_FILES.items()}
+    data = {t: read_json(Path("metrics") / "data" / f"{t}.json") for t in tasks}
+    intra = {f"{f}/{t}": read_json(comparison_path("intra", f, t)) for f in families for t in tasks}
+    inter = {f"{f}/r{r}": read_json(comparison_path("inter", f, f"r{r}")) for f in families for r in reps}
+    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures))
+
+
+def build(ctx):
+    """(blocks, summary): the document and the numbers it rests on."""
+    blocks = [block for section in SECTIONS for block in section(ctx)]
+    summary = {"runs": ctx.runs, "replicates": ctx.aggregate, "intra": ctx.intra, "inter": ctx.inter,
+               "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}
+    return blocks, summary
+
+
+__all__ = ["Context", "build", "read_context", "to_html", "to_markdown"]

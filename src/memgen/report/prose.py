@@ -1,0 +1,70 @@
+"""The report's fixed paragraphs: what each section measures and how to read it."""
+from ..steering import CONTROL_NAMES
+
+INTRO = ("Every rate below is measured once on held-out test probes, with its 95 % Wilson interval and the count "
+         "it rests on (k/n). Everything that was chosen (the checkpoint, the intervention's operating point) was "
+         "chosen on val probes; the splits share no prompt and no probe prompt is a training prompt.")
+
+INTERVENTION = ("An intervention moves the top-N neurons of one site: along NMD with neurons ranked by |rho| (the "
+                "paper), or along the discriminant direction (NMD's component along a shrinkage-regularised Fisher "
+                "discriminant of the MEM and GEN states: the direction a linear classifier reads them by), neurons "
+                "ranked by their shift). It is applied at every "
+                "decoding step (the paper) or at the last prompt position only, with a fixed alpha or an adaptive "
+                "one: per prompt, the smallest alpha of the ladder at which the output changes (a closed loop on the "
+                "model's own output that never reads the answers).")
+
+CHANCE = ("The ranking's chance level: MEM and GEN are swapped within random pairs (a permutation that keeps each "
+          "pair one of each) and rho recomputed for every neuron; p95 is the 95th percentile of the largest |rho| "
+          "over the permutations. A run whose neurons all lie below it found nothing the pairing does not give by "
+          "chance: its steering is reported but not counted as evidence.")
+
+CONTROLS = ("Each control moves as many neurons as the targeted steer, at the same point: "
+            f"{CONTROL_NAMES['random']}: random neurons shifted by U(-m, m), m the largest shift of the selected set "
+            f"at alpha 1 (not scaled by alpha); {CONTROL_NAMES['random_magnitude']}: random neurons outside the top "
+            f"set with the top set's shift sizes and random signs; {CONTROL_NAMES['bottom_ranked']}: the lowest-"
+            f"ranked neurons moved along their own vector; {CONTROL_NAMES['random_sign']}: the top neurons with their "
+            "shift sizes and random signs. With the adaptive strength each control takes, prompt by prompt, the "
+            "alpha at which the targeted shift moved that prompt (the ladder's largest where it did not): the same "
+            "dose along another direction.")
+
+TWO_WAYS = ("Success two ways: the exact target answer (the paper's measure) and the route: the output left the "
+            "source behaviour at all (no longer the memorized code for M->G, no longer the rule's answer for G->M), "
+            "whether it reached the target or broke to OTHER.")
+
+DOSE = ("Dose-response at the chosen point's schedule, site, vector and topN: the share of test probes whose "
+        "output has changed (dashed) and has reached the target answer (solid) at or below each alpha of the ladder.")
+
+LAYERS = "Only one layer's selected neurons at a time, at each direction's chosen point."
+
+OTHER = ("How steering fails: the first few outputs of the targeted steer, at each setting, that are neither "
+         "answer.")
+
+SEARCH = ("The design space on val: for each schedule, site and vector, the best val success over topN and alpha "
+          "(with OTHER at that point). The full table is in each run's search.json.")
+
+INTRA = ("Neurons found on one replicate steer the model of another (rows: where the neurons come from; columns: "
+         "the model steered). The diagonal is each run's own steer.")
+
+INTER = ("Neurons found on task A steer the model on task B. For GPT-2, one model trained on every task, its neurons "
+         "found per task; for llama, each task's adapter on one shared base, so a neuron index means the same unit. "
+         "The diagonal is a task steered with its own neurons.")
+
+COMPARISON_POINTS = ("Each comparison is measured at two fixed points (not chosen per run): the paper's setting and "
+                     "compare.point.")
+
+PREDICT = ("Per site and layer, a logistic-regression classifier on the captured state predicts MEM vs GEN on held-out pairs "
+           "(both prompts of a pair on the same side; chance 50 %); the input-only baseline is the same classifier "
+           "on the prompt's bag of tokens.")
+
+NOTES = ("In arithmetic and cipher the MEM answer is a `<mem-XXXXXXXX>` code, a token string of its own (as in the "
+         "paper), so a classifier or a steer may key on the output format; in incontext both answers are colour words. "
+         "Runs without MEM/GEN pairs are reported as such, not steered. In arithmetic an OTHER output is mostly a "
+         "wrong sum: steered off the memorized code, the model adds no better than it does unsteered.")
+
+
+def training(parts, paper_training):
+    """How each family was trained where that differs from the paper."""
+    share = (" mem_share is the share of training examples only memory answers (triggers; incontext stories "
+             "without the clue's colour), raised for the Llama adapter so a few hundred CPU steps meet enough of "
+             "them." if any("mem_share" in p for p in parts) else "")
+    return f"Training ({'; '.join(parts)}).{share} The paper: {paper_training}."
