@@ -1,4 +1,4 @@
-"""Capture overhead: extraction throughput (capture hooks on every layer of the run's site, as
+"""Capture overhead: extraction throughput (capture hooks on every layer of every site, as
 stages/extract.py does) against a plain forward pass of the same model and batches, no hooks.
 
 Prints prompts/s of both, side by side, and their ratio (goal >= 0.95). The two take turns
@@ -19,7 +19,7 @@ from common import interleaved, machine, summary
 from memgen.generate import forward_prompts
 from memgen.io import read_jsonl
 from memgen.run import Run
-from memgen.sites import capture_last
+from memgen.sites import all_site_modules, capture_prompt_ends
 
 DEFAULTS = {"gpt2": (400, 21), "llama": (32, 3)}  # (prompts, repeats): the llama base has ~170x the parameters
 
@@ -41,36 +41,29 @@ def main(family, task, rep, n_prompts, repeats, threads):
     # the pairs' prompts are probe prompts; taking the probe file directly works for runs without pairs too
     prompts = [p["prompt"] for p in read_jsonl(run.data_dir / "probe.jsonl")[:n_prompts]]
     model, codec = run.load_model()
-    modules = run.site_modules(model)
+    modules = all_site_modules(model, family)
 
     def plain():
         forward_prompts(model, codec, prompts, batch_size)
 
-    def extract():  # stages/extract.py capture(): hooks on, then the [prompt, layer, width] store
-        store = [[] for _ in modules]
-        with capture_last(modules, store):
-            forward_prompts(model, codec, prompts, batch_size)
-        return torch.stack([torch.cat(layer) for layer in store], dim=1), store
+    def extract():  # what the extract stage runs: every site's [prompt, layer, width] states in one pass
+        return capture_prompt_ends(model, codec, modules, prompts, batch_size)
 
     plain(), extract()  # warm-up: first-call allocations and lazy initialisation
     times = interleaved({"plain": plain, "extract": extract}, repeats)
-    states, store = extract()
-    # what the captured pieces keep alive until they are stacked: on a CPU, a slice of a site's
-    # output shares that whole [batch, positions, width] output's memory
-    held = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for layer in store for t in layer}
+    states = extract()
     n_tokens = sum(len(codec.prompt_ids(p)) for p in prompts)
     median = {name: statistics.median(t) for name, t in times.items()}
     ratio = statistics.median(p / e for p, e in zip(times["plain"], times["extract"]))
     print(machine())
     print(f"model: {run.model_dir} ({family}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, "
-          f"{next(model.parameters()).device}), site {run.site} x {len(modules)} layers")
+          f"{next(model.parameters()).device}), sites {', '.join(modules)} x {len(next(iter(modules.values())))} layers")
     print(f"workload: {len(prompts)} probe prompts ({n_tokens} tokens), batch size {batch_size}, {repeats} rounds")
     print(f"plain forward (no hooks):      {len(prompts) / median['plain']:9.1f} prompts/s  ({summary(times['plain'])})")
     print(f"extraction (capture hooks):    {len(prompts) / median['extract']:9.1f} prompts/s  ({summary(times['extract'])})")
     print(f"throughput ratio extraction / plain: {ratio:.3f} (median of per-round ratios; "
           f"{min(times['plain']) / min(times['extract']):.3f} on bests) (goal >= 0.95)")
-    print(f"captured states: {states.nbytes / 2**20:.1f} MiB; memory the captured pieces keep alive until "
-          f"stacked: {sum(held.values()) / 2**20:.1f} MiB")
+    print(f"captured states: {sum(s.nbytes for s in states.values()) / 2**20:.1f} MiB")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Pipeline: a full `dvc repro` against a steering sweep point, `dvc exp run --temp -S alpha=4`.
 
-The sweep should re-run only steer and report, so its wall time should be a small fraction of the
+The sweep should re-run only steer and report (the comparison stages do not read alpha), so its wall time should be a small fraction of the
 full pipeline's (goal <= 0.05). `dvc repro` runs with --force by default: on an up-to-date
 workspace a plain `dvc repro` does nothing, which times nothing (--no-force to time it as is).
 The forced re-run rewrites the outputs in place (they are deterministic: same bytes, same dvc.lock).

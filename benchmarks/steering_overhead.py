@@ -1,8 +1,8 @@
 """Steering overhead: steered batched greedy decoding against unsteered, and memory of one model vs three.
 
 Throughput: the run's held-out test prompts (as many as stages/steer.py takes), decoded in the
-steer stage's batches, unsteered (no hooks) and steered (shift_last on the run's site with the
-top-N neurons by |rho| from neurons.safetensors, moved towards GEN by alpha*NMD). Steering changes
+steer stage's batches, unsteered (no hooks) and steered at the paper's setting (steer.paper:
+shift_last at the family's paper site on the top-N neurons by |rho|, moved towards GEN by alpha*NMD). Steering changes
 when EOS comes, so both decode a fixed number of tokens per prompt (EOS is not a stop): the same
 work apart from the hooks. Goal: steered / unsteered tokens/s >= 0.9. The two take turns for
 --repeats rounds; the ratio is the median of the per-round ratios. One torch thread by default:
@@ -28,34 +28,34 @@ import torch
 from common import current_rss_mb, interleaved, machine, peak_rss_mb, summary
 from memgen.behaviour import max_answer_tokens
 from memgen.generate import greedy_decode
-from memgen.io import read_jsonl, read_tensors
-from memgen.params import steering_knobs
+from memgen.io import read_jsonl
+from memgen.neuron_store import read_neurons
 from memgen.run import Run
-from memgen.sites import shift_last
-from memgen.steering import TO_GEN, TO_MEM, select_top, targeted_shifts
+from memgen.search import intervention, read_paper_point
+from memgen.sites import shift_last, site_modules
+from memgen.steering import TO_GEN, TO_MEM
 
 REPEATS = {"gpt2": 7, "llama": 3}
 RSS_PROMPTS = 4  # prompts decoded per condition in the memory processes: enough to allocate a KV cache
 
 
 def conditions(run):
-    """{condition: shifts}: unsteered, and the top-N neurons shifted towards GEN and towards MEM."""
-    top_n, alpha = steering_knobs(run.params)
-    stats = read_tensors(run.run_dir / "neurons.safetensors")
-    selected = select_top(stats["rho"], top_n)
-    return {"unsteered": {}, **{d: targeted_shifts(stats["nmd"], selected, alpha, d) for d in (TO_GEN, TO_MEM)}}
+    """(the paper's point, {condition: shifts}): unsteered, and its top-N neurons moved towards GEN and towards MEM."""
+    point = read_paper_point(run.params, run.family)
+    neurons, _ = read_neurons(run.run_dir / "neurons.safetensors")
+    return point, {"unsteered": {}, **{d: intervention(point, neurons, d).at(point.alpha) for d in (TO_GEN, TO_MEM)}}
 
 
 def hold_models(family, task, rep, copies):
     """Child process: load `copies` models, decode a few test prompts per condition; peak RSS in MiB."""
     before = current_rss_mb()
     run = Run.open(family, task, rep)
-    shifts = conditions(run)
+    point, shifts = conditions(run)
     probes = read_jsonl(run.data_dir / "test.jsonl")[:RSS_PROMPTS]
     models = [run.load_model() for _ in range(copies)]
     for i, condition in enumerate(shifts):
         model, codec = models[i % copies]  # one copy: the same model each time, with that condition's hooks
-        with shift_last(run.site_modules(model), shifts[condition]):
+        with shift_last(site_modules(model, family, point.site), shifts[condition]):
             greedy_decode(model, codec, [p["prompt"] for p in probes], max_answer_tokens(codec, probes), RSS_PROMPTS)
     return {"copies": copies, "rss_after_imports_mib": before, "peak_rss_mib": peak_rss_mb()}
 
@@ -88,13 +88,14 @@ def main(family, task, rep, n_prompts, repeats, threads, memory_family, memory_t
     run = Run.open(family, task, rep)
     sp = run.params.section("steer")
     batch_size = sp.int("batch_size", lo=1)
-    n_prompts = n_prompts or sp.section("max_prompts").int(family, lo=1)
+    n_prompts = n_prompts or run.family_params.section("steer").int("max_prompts", lo=1)
     repeats = repeats or REPEATS[family]
     probes = read_jsonl(run.data_dir / "test.jsonl")[:n_prompts]
     prompts = [p["prompt"] for p in probes]
-    shifts = conditions(run)[TO_GEN]
+    point, all_shifts = conditions(run)
+    shifts = all_shifts[TO_GEN]
     model, codec = run.load_model()
-    modules = run.site_modules(model)
+    modules = site_modules(model, family, point.site)
     max_new = max_answer_tokens(codec, probes)
     fixed = copy.copy(codec)
     fixed.eos_id = -1  # an id no model emits: every row decodes exactly max_new tokens
@@ -113,9 +114,10 @@ def main(family, task, rep, n_prompts, repeats, threads, memory_family, memory_t
     n_neurons = sum(len(idx) for idx, _ in shifts.values())
     print(machine())
     print(f"model: {run.model_dir} ({family}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M params, "
-          f"{next(model.parameters()).device}), site {run.site} x {len(modules)} layers")
+          f"{next(model.parameters()).device}), site {point.site} x {len(modules)} layers")
     print(f"workload: {len(prompts)} test prompts x {max_new} new tokens, batch size {batch_size}, {repeats} rounds; "
-          f"steered: {n_neurons} neurons (topN {steering_knobs(run.params)[0]}) in {len(shifts)} layers, towards GEN")
+          f"steered at the paper's setting: {n_neurons} neurons (topN {point.topN}) in {len(shifts)} layers, "
+          f"towards GEN, at every step")
     for name in ("unsteered", "steered"):
         print(f"{name + ':':11} {n_tokens / statistics.median(times[name]):9.1f} tokens/s  ({summary(times[name])})")
     print(f"throughput ratio steered / unsteered: {ratio:.3f} (median of per-round ratios; "

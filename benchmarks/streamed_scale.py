@@ -1,8 +1,10 @@
-"""Streamed scale: NMD + rho over activation stores of growing size; peak RSS must stay flat.
+"""Streamed scale: the neurons stage's statistics over activation stores of growing size; peak RSS
+must stay flat.
 
-Writes synthetic stores ('mem' and 'gen', float32 [pairs, layers, width]; the defaults are the
-llama family's store, 30 x 576) of each --pairs size to a temporary directory, runs
-memgen.stats.neuron_stats on each in a fresh interpreter, and prints N, the store's size on disk,
+Writes synthetic stores (one site, 'mem' and 'gen', float32 [pairs, layers, width]; the defaults are
+the llama family's store, 30 x 576) of each --pairs size to a temporary directory, runs
+memgen.stats.site_stats on each (NMD, rho, 200 permutations, the discriminant direction, whose second
+moments take 8 x layers x width^2 bytes whatever N) in a fresh interpreter, and prints N, the store's size on disk,
 the time, and that process's peak RSS (ru_maxrss) with its growth over the RSS after imports,
 and the peaks of its two parts, sampled every 5 ms: anonymous memory (what the process allocated)
 and file-backed pages (pages of the mapped store that were read, which the kernel can reclaim).
@@ -23,8 +25,8 @@ import click
 import torch
 
 from common import current_rss_mb, machine, peak_rss_mb
-from memgen.io import write_tensors
-from memgen.stats import neuron_stats
+from memgen.activations import write_activations
+from memgen.stats import site_stats
 
 MAX_STORE = 2 << 30  # bytes: the largest store this script will write
 
@@ -36,7 +38,8 @@ def rss_parts_mb():
 
 
 def measure(path):
-    """Child process: neuron_stats over the store at `path`; RSS before, peak RSS and its parts, seconds."""
+    """Child process: the neurons stage's statistics of one site of the store at `path` (NMD, rho, 200
+    permutations, the discriminant direction); RSS before, peak RSS and its parts, seconds."""
     before = current_rss_mb()
     peaks, stop = [0.0, 0.0], threading.Event()
 
@@ -47,7 +50,7 @@ def measure(path):
     sampler = threading.Thread(target=sample)
     sampler.start()
     start = time.perf_counter()
-    _, _, n = neuron_stats(path)
+    n = site_stats(path, "resid_post", n_permutations=200).n_pairs
     seconds = time.perf_counter() - start
     stop.set()
     sampler.join()
@@ -58,7 +61,7 @@ def measure(path):
 def write_store(path, pairs, layers, width):
     """A synthetic paired store; its values do not matter for memory, only its size."""
     gen = torch.randn(pairs, layers, width, generator=torch.Generator().manual_seed(pairs))
-    write_tensors(path, {"mem": gen + 0.1, "gen": gen})
+    write_activations(path, {"resid_post": {"mem": gen + 0.1, "gen": gen}}, metadata={})
 
 
 @click.command()
