@@ -19,7 +19,7 @@ from common import interleaved, machine, summary
 from memgen.generate import forward_prompts
 from memgen.io import read_jsonl
 from memgen.run import Run
-from memgen.sites import all_site_modules, capture_prompt_ends
+from memgen.sites import capture_prompt_ends
 
 DEFAULTS = {"gpt2": (400, 21), "llama": (32, 3)}  # (prompts, repeats): the llama base has ~170x the parameters
 
@@ -41,7 +41,7 @@ def main(family, task, rep, n_prompts, repeats, threads):
     # the pairs' prompts are probe prompts; taking the probe file directly works for runs without pairs too
     prompts = [p["prompt"] for p in read_jsonl(run.data_dir / "probe.jsonl")[:n_prompts]]
     model, codec = run.load_model()
-    modules = all_site_modules(model, family)
+    modules = run.plugin.all_site_modules(model)
 
     def plain():
         forward_prompts(model, codec, prompts, batch_size)

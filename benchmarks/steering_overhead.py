@@ -32,7 +32,7 @@ from memgen.io import read_jsonl
 from memgen.neuron_store import read_neurons
 from memgen.run import Run
 from memgen.search import intervention, read_paper_point
-from memgen.sites import shift_last, site_modules
+from memgen.sites import shift_last
 from memgen.steering import TO_GEN, TO_MEM
 
 REPEATS = {"gpt2": 7, "llama": 3}
@@ -41,7 +41,7 @@ RSS_PROMPTS = 4  # prompts decoded per condition in the memory processes: enough
 
 def conditions(run):
     """(the paper's point, {condition: shifts}): unsteered, and its top-N neurons moved towards GEN and towards MEM."""
-    point = read_paper_point(run.params, run.family)
+    point = read_paper_point(run.params, run.plugin)
     neurons, _ = read_neurons(run.run_dir / "neurons.safetensors")
     return point, {"unsteered": {}, **{d: intervention(point, neurons, d).at(point.alpha) for d in (TO_GEN, TO_MEM)}}
 
@@ -55,7 +55,7 @@ def hold_models(family, task, rep, copies):
     models = [run.load_model() for _ in range(copies)]
     for i, condition in enumerate(shifts):
         model, codec = models[i % copies]  # one copy: the same model each time, with that condition's hooks
-        with shift_last(site_modules(model, family, point.site), shifts[condition]):
+        with shift_last(run.plugin.site_modules(model, point.site), shifts[condition]):
             greedy_decode(model, codec, [p["prompt"] for p in probes], max_answer_tokens(codec, probes), RSS_PROMPTS)
     return {"copies": copies, "rss_after_imports_mib": before, "peak_rss_mib": peak_rss_mb()}
 
@@ -95,7 +95,7 @@ def main(family, task, rep, n_prompts, repeats, threads, memory_family, memory_t
     point, all_shifts = conditions(run)
     shifts = all_shifts[TO_GEN]
     model, codec = run.load_model()
-    modules = site_modules(model, family, point.site)
+    modules = run.plugin.site_modules(model, point.site)
     max_new = max_answer_tokens(codec, probes)
     fixed = copy.copy(codec)
     fixed.eos_id = -1  # an id no model emits: every row decodes exactly max_new tokens

@@ -6,7 +6,6 @@ from memgen.neuron_store import write_neurons
 from memgen.params import derive_seed
 from memgen.plots import nmd_heatmap, write_csv
 from memgen.run import run_command
-from memgen.sites import PAPER_SITE
 from memgen.stats import site_stats
 
 
@@ -18,9 +17,9 @@ def main(run):
     stats = {site: site_stats(store, site, n_permutations, derive_seed(run.seed, "null", site), shrinkage)
              for site in store_sites(store)}
     write_neurons(run.run_dir / "neurons.safetensors", stats)
-    paper = stats[PAPER_SITE[run.family]]
+    paper = stats[run.plugin.paper_site]
     nmd_heatmap(run.plot_path("nmd_heatmap", "png"), paper.nmd,
-                f"{run.family} {run.task_name} r{run.rep}: sorted NMD per layer ({PAPER_SITE[run.family]})")
+                f"{run.family} {run.task_name} r{run.rep}: sorted NMD per layer ({run.plugin.paper_site})")
     write_csv(run.plot_path("neurons_by_layer"), [
         {"layer": layer, **{f"max_abs_rho_{site}": float(s.rho[layer].abs().max()) for site, s in stats.items()}}
         for layer in range(paper.rho.shape[0])])

@@ -1,10 +1,9 @@
 """Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield.
-Task "multitask": one model on every task of `runs.tasks`, its val probes from all of them."""
+Model "multitask": one model on every task of `runs.tasks`, its val probes from all of them."""
 
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
-from memgen.models import check_model_params, new_model
 from memgen.paths import MULTITASK, data_dir
 from memgen.plots import write_csv
 from memgen.run import run_command
@@ -41,7 +40,7 @@ def train_settings(fp, task_name):
 
 def training_data(run, eval_groups):
     """Training examples and the val probes that choose the checkpoint (eval_groups per task)."""
-    if run.task_name != MULTITASK:
+    if run.model != MULTITASK:
         return read_jsonl(run.data_dir / "train.jsonl"), first_groups(read_jsonl(run.data_dir / "val.jsonl"), eval_groups)
     examples, val = [], []
     for name in run.task.tasks:  # the trainer shuffles, so the tasks mix in every batch
@@ -53,15 +52,15 @@ def training_data(run, eval_groups):
 
 def main(run):
     fp = run.family_params
-    cfg = train_settings(fp, run.task_name)
-    check_model_params(run.family, fp)
+    cfg = train_settings(fp, run.model)
+    run.plugin.check(fp)
     device = run.device()
 
     examples, val = training_data(run, cfg["eval_groups"])
     if cfg["mem_share"] is not None:
         examples = rebalance(examples, run.task.is_memorized, cfg["mem_share"])
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
-    model, codec, save = new_model(run.family, fp, run.task, texts, seed=run.seed)
+    model, codec, save = run.plugin.new_model(fp, texts, seed=run.seed)
     model.to(device)
     curve, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}")
 

@@ -6,7 +6,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from memgen.errors import UserError
-from memgen.models import check_base_source, convert_base, embedded_gguf
+from memgen.families.llama import check_base_source, convert_base, embedded_gguf
 
 
 def test_embedded_base_converts_without_changing_logits(tmp_path):
@@ -106,4 +106,4 @@ def test_llama_codec_reads_letters_and_digits_one_by_one(params_data):
         task = load_task(Params(params_data), name)
         for ex in task.training_examples(random.Random(0), 50):
             for text in (ex["prompt"], ex["target"]):
-                assert codec.decode(codec.prompt_ids(text)) == text
+                assert codec.text(codec.prompt_ids(text)) == text

@@ -412,7 +412,7 @@ def test_broken_neuron_store_is_one_line(tiny, broken, capsys, how):
 
 
 def embedded_prefix(n):
-    from memgen.models import embedded_gguf
+    from memgen.families.llama import embedded_gguf
 
     try:
         source = embedded_gguf()
@@ -459,7 +459,7 @@ def test_pickled_weights_are_refused_unread(tiny, tmp_path, monkeypatch):
     """A checkpoint or adapter saved as .bin (pickle) is an error, and torch.load is never called."""
     from safetensors.torch import load_file
 
-    from memgen.models import load_run_model
+    from memgen.families import BUILT_IN
     from memgen.params import load_params
 
     calls = []
@@ -475,7 +475,7 @@ def test_pickled_weights_are_refused_unread(tiny, tmp_path, monkeypatch):
         torch.save(load_file(copy / weights), copy / pickled)
         (copy / weights).unlink()
         with pytest.raises(UserError, match=needle):
-            load_run_model(family, copy, torch.device("cpu"), families.section(family))
+            BUILT_IN[family].load_model(copy, torch.device("cpu"), families.section(family))
     assert calls == []
 
 
@@ -491,7 +491,7 @@ FORBIDDEN = {
     "non-safetensors saving or loading": r"(safe_serialization|use_safetensors)[\"']?\s*[=:]\s*(?!\s|True\b)",
 }
 # from_pretrained of anything but these must say use_safetensors=True (or read a GGUF file)
-NOT_WEIGHTS = {"AutoTokenizer", "AutoConfig", "PeftModel"}  # PeftModel: models._load_adapter checks the file
+NOT_WEIGHTS = {"AutoTokenizer", "AutoConfig", "PeftModel"}  # PeftModel: families.llama.load_adapter checks the file
 
 
 def calls_of(text, name):
@@ -517,4 +517,4 @@ def test_no_code_path_can_unpickle():
             if receiver not in NOT_WEIGHTS and not re.search(r"use_safetensors\s*=\s*True|gguf_file\s*=", args):
                 found.append(f"{path.relative_to(ROOT)}: {receiver}.from_pretrained without use_safetensors=True")
     assert found == []
-    assert "use_safetensors=True" in (ROOT / "src/memgen/models.py").read_text()  # the scan sees the loader
+    assert "use_safetensors=True" in (ROOT / "src/memgen/families/base.py").read_text()  # the scan sees the loader

@@ -6,7 +6,8 @@ from memgen.codec import Codec
 from memgen.errors import UserError
 from memgen.evaluate import Outputs, Steerer
 from memgen.generate import forward_prompts, greedy_decode
-from memgen.sites import _hidden, capture_last, check_site, hooks, shift_last, site_modules
+from memgen.families import BUILT_IN
+from memgen.sites import _hidden, capture_last, hooks, shift_last
 from memgen.steering import ADAPTIVE, SCHEDULES, Intervention
 
 
@@ -26,7 +27,7 @@ SITE_CASES = [("gpt2", "mlp_in"), ("gpt2", "resid_post"), ("llama", "mlp_in"), (
 def case(request):
     family, site = request.param
     model = tiny_model(family)
-    return model, site_modules(model, family, site), site
+    return model, BUILT_IN[family].site_modules(model, site), site
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,7 @@ def test_decoding_batched_equals_one_by_one(case, codec):
 
 def test_unknown_site():
     with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, got 'mlp_out'"):
-        check_site("gpt2", "mlp_out")
+        BUILT_IN["gpt2"].check_site("mlp_out")
 
 
 # The module that reads layer 0's site output next: it sees the output after the shift's hook.

@@ -8,6 +8,7 @@ from scipy.stats import binomtest
 from memgen.evaluate import rates
 from memgen.predict import bag_of_tokens, classify_layers, split_pairs
 from memgen.stats import mean_and_spread, wilson_interval
+from memgen.families import BUILT_IN
 from memgen.search import Point, choose, read_grid
 from memgen.steering import ADAPTIVE, CONTROLS, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
@@ -134,7 +135,7 @@ def test_the_grid_is_every_combination_of_the_knobs(params_data):
 
     params_data.update(topN=[0.05, 0.1], alpha=[3, "adaptive"], schedule="prompt_end", site=["resid_post"],
                        vector=["nmd", "discriminant"])
-    grid = read_grid(Params(params_data), "gpt2")
+    grid = read_grid(Params(params_data), BUILT_IN["gpt2"])
     assert len(grid) == 8 and grid[0] == Point("prompt_end", "resid_post", "nmd", 0.05, 3.0)
     assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
 

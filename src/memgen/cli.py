@@ -81,7 +81,7 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vect
     """Unsteered and steered outputs of FAMILY/TASK's trained model, at the point the steer stage chose
     on val (or the paper's setting), with any knob overridden."""
     def run():
-        r = Run.open(family, task, rep, params_path)
+        r = Run.open(family, task, rep, params_path=params_path)
         neurons, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
         if n_pairs == 0:
             raise UserError(f"{family}/{task}/r{rep} found no MEM/GEN pairs, so it has no neurons to steer")
@@ -112,7 +112,7 @@ def _point(run, direction, paper, overrides):
     """The steer stage's chosen point for the direction (the paper's with --paper, or where the stage has
     not run), with the knobs given on the command line."""
     steer_json = run.metrics_dir / "steer.json"
-    base = read_paper_point(run.params, run.family)
+    base = read_paper_point(run.params, run.plugin)
     if not paper and steer_json.exists():
         chosen = read_json(steer_json).get("operating_point", {}).get(direction)
         if chosen:

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from .behaviour import max_answer_tokens
 from .generate import greedy_decode
-from .sites import all_site_modules, shift_last
+from .sites import shift_last
 from .stats import wilson_interval
 from .steering import ADAPTIVE, SCHEDULES, TO_GEN, TO_MEM, adaptive
 from .tasks import GEN, MEM, OTHER
@@ -38,7 +38,7 @@ class Steerer:
     @classmethod
     def for_run(cls, run, probes, batch_size):
         model, codec = run.load_model()
-        return cls(model, codec, all_site_modules(model, run.family), run.task, batch_size,
+        return cls(model, codec, run.plugin.all_site_modules(model), run.task, batch_size,
                    max_answer_tokens(codec, probes))
 
     def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None):

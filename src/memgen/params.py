@@ -7,9 +7,6 @@ import yaml
 
 from .errors import UserError
 
-FAMILIES = ("gpt2", "llama")
-
-
 class Params:
     """A view on one section of params.yaml; every getter checks type and range."""
 

@@ -10,7 +10,6 @@ from .errors import UserError
 from .evaluate import Outputs, rates, split_by_source
 from .params import is_number
 from .progress import progress_bar
-from .sites import PAPER_SITE, SITES
 from .steering import ADAPTIVE, SCHEDULES, VECTORS, select_top, targeted
 from .tasks import BEHAVIOURS
 
@@ -54,7 +53,7 @@ def _check_name(allowed):
 
 
 def _checks(family):
-    return {"schedule": _check_name(tuple(SCHEDULES)), "site": _check_name(tuple(SITES[family])),
+    return {"schedule": _check_name(tuple(SCHEDULES)), "site": _check_name(tuple(family.sites)),
             "vector": _check_name(VECTORS), "topN": _check_top_n, "alpha": _check_alpha}
 
 
@@ -76,7 +75,7 @@ def read_point(section, family, default_site=None):
 
 def read_paper_point(params, family):
     """The paper's own setting (steer.paper), at the family's paper site."""
-    return read_point(params.section("steer").section("paper"), family, default_site=PAPER_SITE[family])
+    return read_point(params.section("steer").section("paper"), family, default_site=family.paper_site)
 
 
 def read_ladder(params):

@@ -9,33 +9,9 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from .errors import UserError
 from .generate import forward_prompts
 
-SITES = {
-    "gpt2": {
-        "mlp_in": "transformer.h.{}.ln_2",   # LayerNorm-2 output, where the paper captures and steers
-        "resid_post": "transformer.h.{}",    # the block's output
-    },
-    "llama": {
-        "mlp_in": "model.layers.{}.post_attention_layernorm",
-        "resid_post": "model.layers.{}",     # decoder layer output, where the authors' code captures and steers
-    },
-}
-PAPER_SITE = {"gpt2": "mlp_in", "llama": "resid_post"}
-SITE_NAMES = ("mlp_in", "resid_post")
-
-
-def check_site(family, site, key="site"):
-    if site not in SITES[family]:
-        raise UserError(f"params: '{key}' must name sites among {', '.join(SITES[family])}, got {site!r}")
-    return site
-
-
-def site_modules(model, family, site):
-    """The site's module in every layer, first to last."""
-    pattern = SITES[family][check_site(family, site)]
-    return [model.get_submodule(pattern.format(i)) for i in range(model.config.num_hidden_layers)]
+SITE_NAMES = ("mlp_in", "resid_post")  # every family maps each name to one module per layer (families/)
 
 
 def _hidden(output):
@@ -75,11 +51,6 @@ def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc
     width = model.config.hidden_size
     return {site: torch.stack([torch.cat(layer) for layer in store], dim=1) if prompts
             else torch.zeros(0, len(store), width) for site, store in stores.items()}
-
-
-def all_site_modules(model, family):
-    """{site: its module in every layer} for every site of the family."""
-    return {site: site_modules(model, family, site) for site in SITES[family]}
 
 
 @contextmanager

@@ -1,0 +1,32 @@
+"""gpt2: a GPT-2 trained from scratch with a task tokenizer, saved whole."""
+from ..errors import UserError
+from .scratch import ScratchFamily
+
+
+class GPT2(ScratchFamily):
+    name = "gpt2"
+    sites = {
+        "mlp_in": "transformer.h.{}.ln_2",   # LayerNorm-2 output, where the paper captures and steers
+        "resid_post": "transformer.h.{}",    # the block's output
+    }
+    paper_site = "mlp_in"
+
+    def model_class(self):
+        from transformers import GPT2LMHeadModel
+        return GPT2LMHeadModel
+
+    def make_config(self, fp, codec, vocab_size, n_positions):
+        from transformers import GPT2Config
+
+        m = fp.section("model")
+        n_embd, n_head = m.int("n_embd", lo=8), m.int("n_head", lo=1)
+        if n_embd % n_head:
+            raise UserError(f"params: '{m.prefix}.n_embd' ({n_embd}) must be divisible by n_head ({n_head})")
+        dropout = m.float("dropout", lo=0.0, hi=1.0)
+        special = {} if codec is None else {"bos_token_id": codec.eos_id, "eos_token_id": codec.eos_id,
+                                            "pad_token_id": codec.pad_id}
+        return GPT2Config(vocab_size=vocab_size, n_positions=n_positions, n_embd=n_embd, n_layer=m.int("n_layer", lo=1),
+                          n_head=n_head, resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout, **special)
+
+
+FAMILY = GPT2()
