@@ -3,7 +3,7 @@
   intra FAMILY TASK   every ordered pair of replicates of one task (models retrained with other seeds)
   inter FAMILY REP    every ordered pair of tasks: for a family in `runs.multitask`, on the one model
                       trained on every task (its neurons found per task); otherwise on the per-task
-                      models, which for llama share one base, so neuron indices carry over
+                      models, which for an adapter family (llama) share one base, so neuron indices carry over
 
 Each cell is measured at two fixed points: the paper's setting (steer.paper) and compare.point,
 on the target's held-out test probes (targeted shifts only); the diagonal is a run steered with its
@@ -17,7 +17,7 @@ from memgen.evaluate import Outputs, Steerer, rates, split_by_source
 from memgen.io import read_jsonl, write_json
 from memgen.neuron_store import read_neurons
 from memgen.params import load_params
-from memgen.paths import comparison_path
+from memgen.paths import MULTITASK, comparison_path
 from memgen.run import Run
 from memgen.search import intervention, read_ladder, read_paper_point, read_point
 from memgen.steering import DIRECTIONS
@@ -30,8 +30,8 @@ def jaccard(a, b):
 def compare(runs, names, kind):
     """{setting: {direction: {source: {target: rates}}, "jaccard": ..., "point": ...}} over `runs`."""
     first = runs[0]
-    points = {"paper": read_paper_point(first.params, first.family),
-              "transfer": read_point(first.params.section("compare").section("point"), first.family)}
+    points = {"paper": read_paper_point(first.params, first.plugin),
+              "transfer": read_point(first.params.section("compare").section("point"), first.plugin)}
     ladder = read_ladder(first.params)
     batch_size = first.params.section("steer").int("batch_size", lo=1)
     fp = first.family_params.section("steer")
@@ -98,10 +98,10 @@ def inter(family, rep):
     def main():
         rs = load_params().section("runs")
         multitask = family in rs.list("multitask", min_len=0)
-        runs = [Run.open(family, t, rep, multitask=multitask) for t in rs.list("tasks")]
+        runs = [Run.open(family, MULTITASK if multitask else t, rep, t) for t in rs.list("tasks")]
         out = compare(runs, rs.list("tasks"), f"inter {family}/r{rep}")
         model = "one model trained on every task" if multitask else \
-            ("per-task adapters on one shared base" if family == "llama" else "per-task models trained apart")
+            ("per-task adapters on one shared base" if runs[0].plugin.shares_base else "per-task models trained apart")
         write_json(comparison_path("inter", family, f"r{rep}"), {"family": family, "rep": rep, "model": model, **out})
     run_main(main)
 

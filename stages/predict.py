@@ -1,7 +1,8 @@
 """Stage predict: can a linear classifier tell MEM from GEN states, layer by layer, better than the
 prompt's own tokens can? Held-out accuracy per layer beside a bag-of-tokens baseline."""
 from memgen.activations import read_site, store_sites
-from memgen.io import read_json, require_keys, write_json
+from memgen.io import write_json
+from memgen.pairs import read_pairs
 from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.predict import classify_layers
@@ -15,9 +16,9 @@ def main(run):
     pp = run.params.section("predict")
     test_fraction = pp.float("test_fraction", lo=0.0, hi=0.5, lo_open=True)
     l2, max_iter = pp.float("l2", lo=0.0), pp.int("max_iter", lo=1)
-    store_path, pairs_path = run.run_dir / "activations.safetensors", run.run_dir / "pairs.json"
+    store_path = run.run_dir / "activations.safetensors"
     states = {site: read_site(store_path, site) for site in store_sites(store_path)}
-    pairs = require_keys(read_json(pairs_path), ["pairs"], pairs_path)["pairs"]
+    pairs = read_pairs(run.run_dir / "pairs.json")
     n_pairs, n_layers = len(pairs), next(iter(states.values()))[0].shape[1]
     columns = [f"state_{site}" for site in states]
     if n_pairs < MIN_PAIRS:

@@ -2,6 +2,7 @@
 
 from memgen.behaviour import find_pairs, first_groups, run_probes, summarise
 from memgen.io import read_jsonl, write_json, write_jsonl
+from memgen.pairs import write_pairs
 from memgen.run import run_command
 
 
@@ -14,8 +15,7 @@ def main(run):
     outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}")
     rows = [{**p, "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
     write_jsonl(run.run_dir / "probe_outputs.jsonl", rows)
-    pairs = find_pairs(probes, labels)
-    write_json(run.run_dir / "pairs.json", {"pairs": [[probes[m]["prompt"], probes[g]["prompt"]] for m, g in pairs]})
+    write_pairs(run.run_dir / "pairs.json", probes, find_pairs(probes, labels))
     write_json(run.metrics_dir / "probe.json", summarise(probes, labels))
 
 

@@ -1,37 +1,40 @@
-"""Where each stage reads and writes; dvc.yaml spells the same paths."""
+"""Where each stage reads and writes; dvc.yaml spells the same paths.
+
+A run is (family, model, replicate, task): the model is a task's name for a model trained on that
+task alone, or MULTITASK for the one model a family in `runs.multitask` trains on every task; the
+task is what the run analyses (a per-task model analyses its own task, and then the task is not
+repeated in its name)."""
 from pathlib import Path
 
+MULTITASK = "multitask"  # the model trained on every task of `runs.tasks`
 
-MULTITASK = "multitask"  # the model trained on every task of `runs.tasks` (families in `runs.multitask`)
+
+def run_parts(family, model, rep, task):
+    """[family, model, r<k>] and the task when it is not the model's own."""
+    return [family, model, f"r{rep}"] + ([task] if task != model else [])
 
 
 def data_dir(task):
     return Path("data") / "tasks" / task
 
 
-def run_id(family, task, rep, multitask=False):
-    """family/task/r<k>; a task analysed on the multitask model: family/multitask/r<k>/task."""
-    return Path(family) / MULTITASK / f"r{rep}" / task if multitask else Path(family) / task / f"r{rep}"
+def model_dir(family, model, rep):
+    return Path("models") / family / model / f"r{rep}"
 
 
-def model_dir(family, task, rep, multitask=False):
-    return Path("models") / run_id(family, MULTITASK if multitask else task, rep)
-
-
-def run_dir(family, task, rep, multitask=False):
+def run_dir(family, model, rep, task):
     """Probe outcomes, the activation store and the neuron statistics of one run."""
-    return Path("data") / "runs" / run_id(family, task, rep, multitask)
+    return Path("data") / "runs" / Path(*run_parts(family, model, rep, task))
 
 
-def metrics_dir(family, task, rep, multitask=False):
-    return Path("metrics") / "runs" / run_id(family, task, rep, multitask)
+def metrics_dir(family, model, rep, task):
+    return Path("metrics") / "runs" / Path(*run_parts(family, model, rep, task))
 
 
-def plot_path(kind, family, task, rep, ext="csv", multitask=False):
-    """Plot data of one kind in one folder (metrics/plots/<kind>/<family>-<task>-r<k>.<ext>),
+def plot_path(kind, family, model, rep, task, ext="csv"):
+    """Plot data of one kind in one folder (metrics/plots/<kind>/<family>-<model>-r<k>[-<task>].<ext>),
     so that dvc.yaml declares each kind once and `dvc plots show` draws one plot per run."""
-    name = f"{family}-{MULTITASK}-r{rep}-{task}" if multitask else f"{family}-{task}-r{rep}"
-    return Path("metrics") / "plots" / kind / f"{name}.{ext}"
+    return Path("metrics") / "plots" / kind / f"{'-'.join(run_parts(family, model, rep, task))}.{ext}"
 
 
 def comparison_path(kind, family, name):

@@ -1,16 +1,17 @@
-"""What every per-run stage starts with: checked params and identity of (family, task, replicate).
+"""What every per-run stage starts with: checked params and the run's identity.
 
-A run is one model trained on one task, or (multitask=True) one task analysed on the model that
-a family in `runs.multitask` trained on every task; task "multitask" is that model's training run."""
+A run is (family, model, replicate, task) as paths.py names it: a model trained on one task
+analysing that task, or the multitask model (trained on every task) analysing one of them; the
+multitask model's own training run has task MULTITASK."""
 from dataclasses import dataclass
 
 import click
 
 from .errors import OneLineCommand, UserError, run_main
-from .models import check_family, load_run_model, pick_device
+from .families import Family, get_family, pick_device
 from .params import derive_seed, load_params
-from .paths import MULTITASK, data_dir, metrics_dir, model_dir, plot_path, run_dir
-from .tasks import load_task
+from .paths import MULTITASK, data_dir, metrics_dir, model_dir, plot_path, run_dir, run_parts
+from .tasks import Task, load_task
 from .tasks.multitask import MultiTask
 
 
@@ -18,30 +19,32 @@ from .tasks.multitask import MultiTask
 class Run:
     params: object
     family: str
-    task_name: str
+    model: str       # a task's name, or MULTITASK
     rep: int
-    multitask: bool = False
+    task_name: str   # the task analysed (MULTITASK: the multitask model's training run)
+    plugin: Family   # how the family's models are built, loaded and hooked
+    task: Task
 
     @classmethod
-    def open(cls, family, task, rep, params_path="params.yaml", multitask=False):
+    def open(cls, family, model, rep, task=None, params_path="params.yaml"):
         params = load_params(params_path)
-        check_family(family)
+        task = model if task is None else task
+        plugin = get_family(params, family)
         runs = params.section("runs")
         checks = [("families", family), ("replicates", rep)]
-        if multitask or task == MULTITASK:
+        if model == MULTITASK:
             checks.append(("multitask", family))
+        elif task != model:
+            raise UserError(f"a model trained on {model!r} analyses only that task, not {task!r}")
         if task != MULTITASK:
             checks.append(("tasks", task))
         for key, value in checks:
             allowed = runs.list(key, min_len=0, unique=True)
             if value not in allowed:
                 raise UserError(f"{value!r} is not in params 'runs.{key}' ({allowed})")
-        run = cls(params, family, task, rep, multitask and task != MULTITASK)
-        if task == MULTITASK:
-            run.task = MultiTask([load_task(params, t) for t in runs.list("tasks", unique=True)])
-        else:
-            run.task = load_task(params, task)
-        return run
+        loaded = MultiTask([load_task(params, t) for t in runs.list("tasks", unique=True)]) if task == MULTITASK \
+            else load_task(params, task)
+        return cls(params, family, model, rep, task, plugin, loaded)
 
     @property
     def family_params(self):
@@ -49,16 +52,15 @@ class Run:
 
     @property
     def seed(self):
-        """This run's seed: init, batch order and baselines derive from it."""
-        model = MULTITASK if self.multitask else self.task_name
-        return derive_seed(self.params.int("seed", lo=0), self.family, model, self.rep)
+        """This run's seed: init, batch order and baselines derive from it (one per model)."""
+        return derive_seed(self.params.int("seed", lo=0), self.family, self.model, self.rep)
 
     def device(self):
         return pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda")))
 
     def load_model(self):
         """This run's trained model (eval mode) and codec."""
-        return load_run_model(self.family, self.model_dir, self.device(), self.family_params)
+        return self.plugin.load_model(self.model_dir, self.device(), self.family_params)
 
     @property
     def data_dir(self):
@@ -66,32 +68,32 @@ class Run:
 
     @property
     def model_dir(self):
-        return model_dir(self.family, self.task_name, self.rep, self.multitask)
+        return model_dir(self.family, self.model, self.rep)
 
     @property
     def run_dir(self):
-        return run_dir(self.family, self.task_name, self.rep, self.multitask)
+        return run_dir(self.family, self.model, self.rep, self.task_name)
 
     @property
     def metrics_dir(self):
-        return metrics_dir(self.family, self.task_name, self.rep, self.multitask)
+        return metrics_dir(self.family, self.model, self.rep, self.task_name)
 
     def plot_path(self, kind, ext="csv"):
-        return plot_path(kind, self.family, self.task_name, self.rep, ext, self.multitask)
+        return plot_path(kind, self.family, self.model, self.rep, self.task_name, ext)
 
     @property
     def name(self):
-        return f"{self.family}/{MULTITASK}/r{self.rep}/{self.task_name}" if self.multitask else \
-            f"{self.family}/{self.task_name}/r{self.rep}"
+        return "/".join(run_parts(self.family, self.model, self.rep, self.task_name))
 
 
 def run_command(main):
-    """The command line of a per-run stage, `FAMILY TASK REP [--multitask]`, calling main(run)."""
+    """The command line of a per-run stage, `FAMILY MODEL REP [TASK]`, calling main(run). MODEL is
+    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL."""
     @click.command(cls=OneLineCommand, help=main.__doc__)
     @click.argument("family")
-    @click.argument("task")
+    @click.argument("model")
     @click.argument("rep", type=int)
-    @click.option("--multitask", is_flag=True, help="the task on the model trained on every task")
-    def cli(family, task, rep, multitask):
-        run_main(lambda: main(Run.open(family, task, rep, multitask=multitask)))
+    @click.argument("task", required=False)
+    def cli(family, model, rep, task):
+        run_main(lambda: main(Run.open(family, model, rep, task)))
     return cli

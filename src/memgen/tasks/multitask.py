@@ -1,7 +1,6 @@
 """Several tasks as one, for a model trained on all of them: each probe carries its task's name."""
+from ..paths import MULTITASK
 from .base import Task
-
-MULTITASK = "multitask"
 
 
 class MultiTask(Task):
