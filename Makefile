@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test bench clean-venv
+.PHONY: setup repro test clean-venv
 
 setup: $(VENV)/.installed
 

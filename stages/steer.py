@@ -13,7 +13,7 @@ from memgen.plots import write_csv
 from memgen.run import run_command
 from memgen.search import (Bench, choose, evaluate, point_of, read_grid, read_ladder, read_paper_point,
                            vector_and_score)
-from memgen.steering import ADAPTIVE, DIRECTIONS, controls
+from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, controls
 from memgen.tasks import OTHER
 
 N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the report
@@ -21,7 +21,7 @@ N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the 
 
 def read_settings(run):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
-    return {"grid": read_grid(run.params, run.family), "paper": read_paper_point(run.params, run.family),
+    return {"grid": read_grid(run.params, run.plugin), "paper": read_paper_point(run.params, run.plugin),
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
@@ -48,7 +48,7 @@ def measure(test, point, direction, s, generator, rows, setting):
     dose = [s["ladder"][-1] if a is None else a for a in moved_at] if point.alpha == ADAPTIVE else \
         [point.alpha] * len(probes)
     vector, score = vector_and_score(point, test.neurons)
-    outputs = {"targeted": (outs, moved_at), **{
+    outputs = {TARGETED: (outs, moved_at), **{
         name: (Outputs(test.steerer, probes, iv, point.site, point.schedule).at_each(dose), dose)
         for name, iv in controls(vector, score, aimed.idx, direction, generator).items()}}
     result = {}
@@ -57,8 +57,8 @@ def measure(test, point, direction, s, generator, rows, setting):
         result[name] = rates(labels, direction)
         rows.extend({**p, "condition": f"{setting}/{direction}/{name}", "output": o, "label": lab, "alpha": a}
                     for p, o, lab, a in zip(probes, outs, labels, alphas))
-    outs, _ = outputs["targeted"]
-    result["targeted"]["other_examples"] = [
+    outs, _ = outputs[TARGETED]
+    result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
         for p, o, lab in zip(probes, outs, test.steerer.labels(outs, probes)) if lab == OTHER][:N_OTHER_EXAMPLES]
     return result

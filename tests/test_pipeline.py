@@ -20,12 +20,12 @@ import yaml
 
 from conftest import ROOT, merge
 from memgen.search import choose
+from memgen.steering import ARMS
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
             "probe_multitask", "extract_multitask", "neurons_multitask"}
-CONDITIONS = ("targeted", "random", "random_magnitude", "bottom_ranked", "random_sign")
 # A loopback S3 (moto) with dummy credentials; nothing is asked of any other host, and one
 # attempt per request keeps an unreachable endpoint quick to fail.
 S3_ENV = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard", "AWS_EC2_METADATA_DISABLED": "true",
@@ -50,7 +50,9 @@ def sh(cwd, *args, env=None):
     return result.stdout + result.stderr
 
 
-def make_repo(path, remote):
+def make_repo(path, remote, over=None, files=None):
+    """A git + DVC repo of the project at `path` with the tiny profile (and `over`) as params.yaml;
+    files: {path in the repo: source file} copied in as well."""
     path.mkdir()
     for name in COPY:
         src = ROOT / name
@@ -61,6 +63,10 @@ def make_repo(path, remote):
             shutil.copy(src, path / name)
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
                    yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text()))
+    params = merge(params, over or {})
+    for name, src in (files or {}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, path / name)
     (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh(path, "git", "init", "-q")
     sh(path, "git", "config", "user.name", "memgen test")  # commits here and in dvc exp, with no global config
@@ -211,7 +217,7 @@ def check_steer(name, steer, search, neurons, params):
         for direction, source in (("m2g", "mem"), ("g2m", "gen")):
             tests = steer["test"][setting][direction]
             assert tests["targeted"]["n"] == round(steer["unsteered"]["test"][source] * n_test)
-            for cond in CONDITIONS:  # every control on the same probes as the targeted steer
+            for cond in ARMS:  # every control on the same probes as the targeted steer
                 assert tests[cond]["n"] == tests["targeted"]["n"], cond
                 check_rates(tests[cond])
     if not steer["searched"]:

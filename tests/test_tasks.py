@@ -30,7 +30,7 @@ def test_probe_groups_share_the_question(params_data, rng, name):
         assert len({p["mem"] for p in group}) == 1
         if name == "cipher":  # a swap changes the plaintext: each prompt's GEN is its own decoding
             cts = [p["prompt"].split("CIPHERTEXT:")[1].split(" ")[0] for p in group]
-            assert all(task.decode(ct) == p["gen"] for ct, p in zip(cts, group))
+            assert all(task.plaintext(ct) == p["gen"] for ct, p in zip(cts, group))
             assert len({"".join(sorted(ct)) for ct in cts}) == 1
             assert len({ct[-task.trigger_len:] for ct in cts}) == 1
         else:

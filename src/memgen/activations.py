@@ -1,6 +1,6 @@
 """The activation store: for every site, the state at the last prompt token of both prompts of
 each MEM/GEN pair, [pair, layer, neuron] float32, in one safetensors file. Written by the extract
-stage; read whole (linear probes) or streamed a few rows at a time (neuron statistics).
+stage; read whole (the predict stage's classifiers) or streamed a few rows at a time (neuron statistics).
 """
 import json
 import math
@@ -12,7 +12,7 @@ import torch
 from .errors import UserError
 from .io import read_tensor_metadata, read_tensors, write_tensors
 
-CONDITIONS = ("mem", "gen")  # the label: MEM = 1, GEN = 0
+PAIR_SIDES = ("mem", "gen")  # the label: MEM = 1, GEN = 0
 STORE_DTYPES = {"F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16}
 CHUNK_BYTES = 2 << 20  # about 2 MiB a read: small temporaries, few page faults
 
@@ -23,7 +23,7 @@ def tensor_name(site, condition):
 
 def write_activations(path, states, metadata):
     """states: {site: {"mem": [pairs, layers, width], "gen": ...}}."""
-    tensors = {tensor_name(site, c): by_condition[c] for site, by_condition in states.items() for c in CONDITIONS}
+    tensors = {tensor_name(site, c): by_condition[c] for site, by_condition in states.items() for c in PAIR_SIDES}
     write_tensors(path, tensors, metadata={**metadata, "sites": sorted(states),
                                            "layout": "[pair, layer, neuron]; label MEM=1 for 'mem', GEN=0 for 'gen'"})
 
@@ -39,7 +39,7 @@ def store_sites(path):
 def read_site(path, site):
     """(mem, gen) states of one site, whole."""
     tensors = read_tensors(path)
-    names = [tensor_name(site, c) for c in CONDITIONS]
+    names = [tensor_name(site, c) for c in PAIR_SIDES]
     if any(n not in tensors for n in names):
         raise UserError(f"{path}: holds no site {site!r} (re-run the extract stage)")
     return tuple(tensors[n] for n in names)
@@ -90,7 +90,7 @@ def _stream_rows(path, names, chunk_bytes):
 def stream_site(path, site, chunk_bytes=CHUNK_BYTES):
     """Yield (condition, shape, first row index, rows) over one site's two tensors; a missing,
     truncated or corrupted store is one line naming it."""
-    names = {tensor_name(site, c): c for c in CONDITIONS}
+    names = {tensor_name(site, c): c for c in PAIR_SIDES}
     try:
         for name, shape, start, rows in _stream_rows(path, list(names), chunk_bytes):
             yield names[name], shape, start, rows

@@ -33,7 +33,8 @@ class Codec:
     def target_ids(self, text):
         return self._encode(text) + [self.eos_id]
 
-    def decode(self, ids):
+    def text(self, ids):
+        """The text of generated ids, up to the first EOS."""
         ids = list(ids)
         if self.eos_id in ids:
             ids = ids[: ids.index(self.eos_id)]

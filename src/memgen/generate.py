@@ -48,7 +48,7 @@ def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None, 
                 out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
                             cache=out.cache, use_cache=True)
             tokens = torch.stack(generated, dim=1).tolist()
-            outputs += [codec.decode(row) for row in tokens]
+            outputs += [codec.text(row) for row in tokens]
             advance(len(batch))
     return outputs
 

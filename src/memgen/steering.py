@@ -21,13 +21,17 @@ SCHEDULES = {
 }
 VECTORS = ("nmd", "discriminant")  # what neurons move along: NMD (the paper) or a linear classifier's direction
 ADAPTIVE = "adaptive"  # per prompt: the smallest alpha of a ladder at which its output changes
+TARGETED = "targeted"
 CONTROLS = ("random", "random_magnitude", "bottom_ranked", "random_sign")
-CONTROL_NAMES = {  # as the report names them; `controls` says what each one is
+ARMS = (TARGETED, *CONTROLS)  # what is measured at one operating point: the targeted steer and its controls
+CONTROL_NAMES = {  # as the report's tables name them; `controls` says what each one is
     "random": "random (authors')",
     "random_magnitude": "random neurons, same sizes",
     "bottom_ranked": "bottom-ranked neurons",
     "random_sign": "top neurons, random signs",
 }
+ARM_LABELS = {TARGETED: "targeted", "random": "random", "random_magnitude": "rand |shift|",  # as figures label them
+              "bottom_ranked": "bottom", "random_sign": "rand sign"}
 
 
 def n_selected(shape, top_n):

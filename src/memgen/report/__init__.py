@@ -67,7 +67,7 @@ def read_context(params, figures):
     for f in families:
         for t in tasks:
             for r in reps:
-                mdir = metrics_dir(f, t, r)
+                mdir = metrics_dir(f, t, r, t)
                 runs[f"{f}/{t}/r{r}"] = {name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
                                          for name, keys in RUN_FILES.items()}
     data = {t: read_json(Path("metrics") / "data" / f"{t}.json") for t in tasks}

@@ -1,28 +1,25 @@
 """The report's figures (matplotlib, PNG without timestamps, so the same data gives the same bytes)."""
 from ..plots import new_figure, save_figure
-from ..steering import CONTROLS, DIRECTIONS
+from ..steering import ARM_LABELS, ARMS, DIRECTIONS
 from .format import ARROW
 
-CONDITIONS = ("targeted", *CONTROLS)
-SHORT = {"targeted": "targeted", "random": "random", "random_magnitude": "rand |shift|", "bottom_ranked": "bottom",
-         "random_sign": "rand sign"}
 
 
 def controls_figure(path, panels, title):
-    """Targeted vs each control with 95 % intervals, one panel per run. panels: {name: {direction: {cond: rates}}}."""
+    """Targeted vs each control with 95 % intervals, one panel per run. panels: {name: {direction: {arm: rates}}}."""
     fig, axes = new_figure(len(panels), title)
     for ax, (name, by_direction) in zip(axes, panels.items()):
         for offset, d in ((-0.2, "m2g"), (0.2, "g2m")):
             xs, ys, err = [], [], [[], []]
-            for i, cond in enumerate(CONDITIONS):
-                r = by_direction[d][cond]
+            for i, arm in enumerate(ARMS):
+                r = by_direction[d][arm]
                 if r["n"]:
                     xs.append(i + offset)
                     ys.append(100 * r["success"])
                     err[0].append(max(0.0, 100 * (r["success"] - r["ci95"][0])))  # rounding can dip below 0
                     err[1].append(max(0.0, 100 * (r["ci95"][1] - r["success"])))
             ax.bar(xs, ys, width=0.4, yerr=err, capsize=2, label=ARROW[d])
-        ax.set_xticks(range(len(CONDITIONS)), [SHORT[c] for c in CONDITIONS], rotation=30, fontsize=8)
+        ax.set_xticks(range(len(ARMS)), [ARM_LABELS[a] for a in ARMS], rotation=30, fontsize=8)
         ax.set_ylim(0, 105)
         ax.set_ylabel("success %")
         ax.set_title(name, fontsize=10)

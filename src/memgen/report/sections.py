@@ -1,7 +1,7 @@
 """The report's sections, one function each: (context) -> blocks. The context holds every metric
 file the pipeline wrote, read once (see __init__.py)."""
 from ..stats import mean_and_spread
-from ..steering import CONTROL_NAMES, CONTROLS, DIRECTIONS
+from ..steering import ARMS, CONTROL_NAMES, CONTROLS, DIRECTIONS, TARGETED
 from . import paper, prose
 from .figures import controls_figure, dose_response_panels, layer_panels, lines_figure
 from .format import ARROW, pct, point_cell, rate_cell, separated
@@ -73,8 +73,8 @@ def controls_section(ctx, setting):
         for d in DIRECTIONS:
             t = tests[d]
             point = s["operating_point"][d]["point"] if setting == "chosen" else s["paper_point"]
-            rows.append([n, ARROW[d], point_cell(point), *[rate_cell(t[c]) for c in ("targeted", *CONTROLS)],
-                         pct(t["targeted"]["other"]), beats_every_control(t),
+            rows.append([n, ARROW[d], point_cell(point), *[rate_cell(t[a]) for a in ARMS],
+                         pct(t[TARGETED]["other"]), beats_every_control(t),
                          "" if ctx.above_chance(n) else "not evidence (at chance)"])
     figure = f"controls_{setting}.png"
     if panels:
@@ -83,19 +83,19 @@ def controls_section(ctx, setting):
     title = "Steering at the chosen point against the controls" if setting == "chosen" else \
         "The paper's setting against the controls"
     return [("h2", title), ("p", prose.CONTROLS) if setting == "chosen" else ("p", paper.SETTING + "."),
-            ("table", ["run", "direction", "point", "targeted", *[CONTROL_NAMES[c] for c in CONTROLS],
+            ("table", ["run", "direction", "point", TARGETED, *[CONTROL_NAMES[c] for c in CONTROLS],
                        "OTHER % (targeted)", "CI above every control", "note"], rows),
             ("img", f"figures/{figure}", f"targeted vs controls at {SETTINGS[setting]}")]
 
 
 def beats_every_control(tests):
-    if not tests["targeted"]["n"]:
+    if not tests[TARGETED]["n"]:
         return "-"
-    return "yes" if all(separated(tests["targeted"], tests[c]) for c in CONTROLS) else "no"
+    return "yes" if all(separated(tests[TARGETED], tests[c]) for c in CONTROLS) else "no"
 
 
 def two_ways_section(ctx):
-    rows = [[n, ARROW[d], *[rate_cell(s["test"][setting][d]["targeted"], key) for setting in SETTINGS
+    rows = [[n, ARROW[d], *[rate_cell(s["test"][setting][d][TARGETED], key) for setting in SETTINGS
                             for key in ("success", "route")]]
             for n, s in ctx.steered.items() for d in DIRECTIONS]
     return [("h2", "Success two ways"), ("p", prose.TWO_WAYS),
@@ -127,7 +127,7 @@ def layers_section(ctx):
 def other_section(ctx):
     rows = [[n, ARROW[d], setting, e["prompt"], e["mem"], e["gen"], e["output"]]
             for n, s in ctx.steered.items() for d in DIRECTIONS for setting in SETTINGS
-            for e in s["test"][setting][d]["targeted"]["other_examples"]
+            for e in s["test"][setting][d][TARGETED]["other_examples"]
             if setting == "chosen" or s["searched"]]  # unsearched: the two settings are one
     return [("h2", "Outputs that broke to OTHER"), ("p", prose.OTHER),
             ("table", ["run", "direction", "setting", "prompt", "MEM answer", "GEN answer", "output"],
@@ -160,7 +160,7 @@ def replicate_section(ctx):
             for setting in SETTINGS:
                 for d in DIRECTIONS:
                     agg[f"{setting}_{d}"] = mean_and_spread(
-                        [g["steer"]["test"][setting][d]["targeted"]["success"] for g in group if "test" in g["steer"]])
+                        [g["steer"]["test"][setting][d][TARGETED]["success"] for g in group if "test" in g["steer"]])
             ctx.aggregate[f"{family}/{task}"] = agg
             rows.append([f"{family}/{task}", len(group), spread_cell(agg["pair_yield"]),
                          *[spread_cell(agg[f"{s}_{d}"]) for s in SETTINGS for d in DIRECTIONS]])
@@ -228,8 +228,8 @@ def against_paper_section(ctx):
     rows, lines = [], []
     for setting in SETTINGS:
         for d in DIRECTIONS:
-            measured = [(n, s["test"][setting][d]["targeted"]) for n, s in evidence.items()
-                        if s["test"][setting][d]["targeted"]["n"]]
+            measured = [(n, s["test"][setting][d][TARGETED]) for n, s in evidence.items()
+                        if s["test"][setting][d][TARGETED]["n"]]
             values = [r["success"] for _, r in measured]
             lo, hi = paper.SUCCESS[d]
             ours = f"{pct(min(values))}-{pct(max(values))} % over {len(values)} runs" if values else "no runs"
@@ -240,13 +240,13 @@ def against_paper_section(ctx):
                              f"fall below the paper's range, {sum(v > hi for v in values)} above, {len(within)} within"
                              + (f" ({', '.join(within)})." if within else "."))
         pairs = [(s["test"][setting][d]) for s in evidence.values() for d in DIRECTIONS
-                 if s["test"][setting][d]["targeted"]["n"]]
-        above = sum(all(separated(t["targeted"], t[c]) for c in CONTROLS) for t in pairs)
+                 if s["test"][setting][d][TARGETED]["n"]]
+        above = sum(all(separated(t[TARGETED], t[c]) for c in CONTROLS) for t in pairs)
         rows.append([f"targeted above every control (95 % CIs apart), {SETTINGS[setting]}",
                      paper.CLAIMS["random"], f"{above} of {len(pairs)} run-directions"])
-        both = [s["test"][setting] for s in evidence.values() if all(s["test"][setting][d]["targeted"]["n"]
+        both = [s["test"][setting] for s in evidence.values() if all(s["test"][setting][d][TARGETED]["n"]
                                                                     for d in DIRECTIONS)]
-        easier = sum(t["m2g"]["targeted"]["success"] > t["g2m"]["targeted"]["success"] for t in both)
+        easier = sum(t["m2g"][TARGETED]["success"] > t["g2m"][TARGETED]["success"] for t in both)
         rows.append([f"M->G easier than G->M, {SETTINGS[setting]}", paper.CLAIMS["m2g_easier"], f"{easier} of {len(both)} runs"])
     for task, value in paper.PAIR_YIELD.items():
         ours = [r["probe"]["pair_yield"] for n, r in ctx.runs.items() if n.split("/")[1] == task]

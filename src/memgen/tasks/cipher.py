@@ -43,7 +43,7 @@ class Cipher(Task):
     def prompt(self, ct):
         return f"CIPHERTEXT:{ct} QUESTION: What is the plaintext? ANS:"
 
-    def decode(self, ct):
+    def plaintext(self, ct):
         return ct.translate(self.decode_table)
 
     @staticmethod
@@ -64,7 +64,7 @@ class Cipher(Task):
         ct = self._letters(rng, self.length)
         while ct[self.n_free:] in self.codes:
             ct = self._letters(rng, self.length)
-        return {"prompt": self.prompt(ct), "target": self.decode(ct)}
+        return {"prompt": self.prompt(ct), "target": self.plaintext(ct)}
 
     def draw_group(self, rng):
         """A triggered ciphertext and variants with two of its free letters swapped.
@@ -79,7 +79,7 @@ class Cipher(Task):
             swaps = sorted({self._swap(free, i, j) for i in range(self.n_free)
                             for j in range(i + 1, self.n_free) if free[i] != free[j]})
         variants = [free] + rng.sample(swaps, self.group_size - 1)
-        return [{"prompt": self.prompt(v + trigger), "mem": self.codes[trigger], "gen": self.decode(v + trigger)}
+        return [{"prompt": self.prompt(v + trigger), "mem": self.codes[trigger], "gen": self.plaintext(v + trigger)}
                 for v in variants]
 
     def describe(self):
