@@ -19,7 +19,7 @@ from memgen.neuron_store import read_neurons
 from memgen.params import load_params
 from memgen.paths import MULTITASK, comparison_path
 from memgen.run import Run
-from memgen.search import intervention, read_ladder, read_paper_point, read_point
+from memgen.search import intervention, read_ladder, read_paper_point, read_point, read_search, searches
 from memgen.steering import DIRECTIONS
 
 def jaccard(a, b):
@@ -35,14 +35,14 @@ def compare(runs, names, kind):
     ladder = read_ladder(first.params)
     batch_size = first.params.section("steer").int("batch_size", lo=1)
     fp = first.family_params.section("steer")
-    max_prompts, search = fp.int("max_prompts", lo=1), fp.bool("search")
+    max_prompts, search = fp.int("max_prompts", lo=1), read_search(fp)
     stores = {name: read_neurons(run.run_dir / "neurons.safetensors") for name, run in zip(names, runs)}
     shapes = {tuple(n[p.site].nmd.shape) for n, _ in stores.values() for p in points.values()}
     if len(shapes) > 1:
         raise UserError(f"{kind}: the runs' neuron stores differ in shape {sorted(shapes)}; indices cannot carry over")
     found = {name for name, (_, n_pairs) in stores.items() if n_pairs}
     above = {name for name, (sites, _) in stores.items() if any(site.above_chance for site in sites.values())}
-    sources = {"paper": found, "transfer": found & above if search else set()}
+    sources = {"paper": found, "transfer": {n for n in found if searches(search, n in above)}}
     result = {s: {"point": p.as_dict(), **{d: {n: {} for n in names} for d in DIRECTIONS}} for s, p in points.items()}
     for target_name, target in zip(names, runs):
         if not found:

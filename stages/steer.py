@@ -11,8 +11,8 @@ from memgen.neuron_store import read_neurons
 from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.run import run_command
-from memgen.search import (Bench, choose, evaluate, point_of, read_grid, read_ladder, read_paper_point,
-                           vector_and_score)
+from memgen.search import (Bench, choose, evaluate, point_of, read_grid, read_ladder, read_paper_point, read_search,
+                           searches, vector_and_score)
 from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, controls
 from memgen.tasks import OTHER
 
@@ -25,7 +25,7 @@ def read_settings(run):
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
-            "search": fp.bool("search")}
+            "search": read_search(fp)}
 
 
 def choose_points(val, s):
@@ -104,10 +104,10 @@ def main(run):
     if n_pairs == 0:  # nothing was learned about the neurons: say so instead of steering at random
         return write_skipped(run, s, chance, next(iter(neurons.values())).nmd.shape[0])
     # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
-    # paper's setting only (and the report does not count it as evidence); so is a family whose
-    # search is off.
+    # paper's setting only (and the report does not count it as evidence), unless the family's
+    # search is "always"; a family whose search is off is measured at the paper's setting only.
     above_chance = any(n.above_chance for n in neurons.values())
-    searched = above_chance and s["search"]
+    searched = searches(s["search"], above_chance)
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]] if searched else []
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]
     steerer = Steerer.for_run(run, val_probes + test_probes, s["batch_size"])

@@ -102,7 +102,7 @@ CASES = [
     (lambda d: d["families"]["gpt2"]["probe"].pop("max_groups"), ["stages/probe.py", "gpt2", "cipher", "0"],
      "missing key 'families.gpt2.probe.max_groups'"),
     (lambda d: d["families"]["gpt2"]["steer"].update(search="yes"), STEER,
-     "params: 'families.gpt2.steer.search' must be true or false, got 'yes'"),
+     "params: 'families.gpt2.steer.search' must be true, false or always, got 'yes'"),
     (lambda d: d["families"]["gpt2"]["train"].update(mem_share={"cipher": 1}), ["stages/train.py", "gpt2", "cipher", "0"],
      "'families.gpt2.train.mem_share.cipher' must be below 1"),
     (lambda d: d["families"]["gpt2"]["train"].update(mem_share="half"), ["stages/train.py", "gpt2", "cipher", "0"],

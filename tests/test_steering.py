@@ -8,8 +8,10 @@ from scipy.stats import binomtest
 from memgen.evaluate import rates
 from memgen.predict import bag_of_tokens, classify_layers, split_pairs
 from memgen.stats import mean_and_spread, wilson_interval
+from memgen.errors import UserError
 from memgen.families import BUILT_IN
-from memgen.search import Point, choose, read_grid
+from memgen.params import Params
+from memgen.search import Point, choose, read_grid, read_search, searches
 from memgen.steering import ADAPTIVE, CONTROLS, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
@@ -162,3 +164,10 @@ def test_bag_of_tokens_counts_with_a_fixed_vocabulary():
     assert vocab == sorted(vocab) and x.sum(1).tolist() == [5.0, 3.0]  # "AB:", " ", "1", " ", "1"
     y, _ = bag_of_tokens(["AB: 9"], TOKEN_PATTERN, vocab)  # unseen tokens are dropped
     assert y.sum().item() == 2.0
+
+
+def test_the_search_runs_above_chance_or_always():
+    modes = {mode: [searches(mode, above) for above in (True, False)] for mode in (True, False, "always")}
+    assert modes == {True: [True, False], False: [False, False], "always": [True, True]}
+    with pytest.raises(UserError, match="'families.gpt2.steer.search' must be true, false or always, got 'yes'"):
+        read_search(Params({"search": "yes"}, "families.gpt2.steer"))

@@ -78,6 +78,20 @@ def read_paper_point(params, family):
     return read_point(params.section("steer").section("paper"), family, default_site=family.paper_site)
 
 
+def read_search(family_steer):
+    """families.<f>.steer.search: true (choose the point on val where the ranking is above chance), false
+    (the paper's setting only), or "always" (choose on val even at chance: exploration, still no evidence)."""
+    mode = family_steer.raw("search")
+    if mode not in (True, False, "always"):
+        raise UserError(f"params: '{family_steer.prefix}.search' must be true, false or always, got {mode!r}")
+    return mode
+
+
+def searches(mode, above_chance):
+    """Whether a run with this search mode and ranking chooses its point on val."""
+    return mode == "always" or (mode is True and above_chance)
+
+
 def read_ladder(params):
     """steer.alpha_ladder: the rising alphas the adaptive strength climbs."""
     ladder = params.section("steer").numbers("alpha_ladder")
