@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, merge
-from memgen.search import choose
+from memgen.search import choose, searches
 from memgen.steering import ARMS
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
@@ -211,7 +211,9 @@ def check_rates(r):
 
 def check_steer(name, steer, search, neurons, params):
     """A steered run: every condition on the same probes, the rule applied to the val table, the curves."""
-    assert steer["searched"] == any(site["n_above"] for site in neurons["sites"].values())
+    above = any(site["n_above"] for site in neurons["sites"].values())
+    assert steer["above_chance"] == above
+    assert steer["searched"] == searches(params["families"][name.split("/")[0]]["steer"]["search"], above)
     n_test = steer["n_prompts"]["test"]
     for setting in ("chosen", "paper"):
         for direction, source in (("m2g", "mem"), ("g2m", "gen")):
@@ -230,7 +232,10 @@ def check_steer(name, steer, search, neurons, params):
                                      for v in (params[k] for k in ("schedule", "site", "vector", "topN", "alpha"))])
         best, within = choose(rows, params["steer"]["max_other"])  # the rule, applied again to the val table
         assert (chosen["val"], chosen["within_other"]) == (best, within), name
-        assert {k: best[k] for k in chosen["point"]} == chosen["point"]
+        if best is None:  # no val probe shows the source behaviour: the paper's setting
+            assert chosen["point"] == steer["paper_point"]
+        else:
+            assert {k: best[k] for k in chosen["point"]} == chosen["point"]
         curve = steer["dose_response"][direction]
         assert [row["alpha"] for row in curve] == params["steer"]["alpha_ladder"]
         if steer["test"]["chosen"][direction]["targeted"]["n"]:
