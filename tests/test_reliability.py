@@ -118,7 +118,8 @@ def clean_data(tmp_path_factory, params_text):
 def test_data_stage_is_deterministic(clean_data):
     a, b = (hashes(d) for d in clean_data)
     splits = ("train.jsonl", "val.jsonl", "probe.jsonl", "test.jsonl", "task.json")
-    assert sorted(a) == sorted(f"data/tasks/{t}/{s}" for t in TASKS for s in splits)
+    assert sorted(a) == sorted([f"data/tasks/{t}/{s}" for t in TASKS for s in splits] +
+                               [f"metrics/data/{t}.json" for t in TASKS])  # the overlap counts
     assert a == b
 
 
