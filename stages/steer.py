@@ -51,16 +51,15 @@ def measure(test, point, direction, s, generator, rows, setting):
     outputs = {TARGETED: (outs, moved_at), **{
         name: (Outputs(test.steerer, probes, iv, point.site, point.schedule).at_each(dose), dose)
         for name, iv in controls(vector, score, aimed.idx, direction, generator).items()}}
-    result = {}
+    result, labels = {}, {}
     for name, (outs, alphas) in outputs.items():
-        labels = test.steerer.labels(outs, probes)
-        result[name] = rates(labels, direction)
+        labels[name] = test.steerer.labels(outs, probes)
+        result[name] = rates(labels[name], direction)
         rows.extend({**p, "condition": f"{setting}/{direction}/{name}", "output": o, "label": lab, "alpha": a}
-                    for p, o, lab, a in zip(probes, outs, labels, alphas))
-    outs, _ = outputs[TARGETED]
+                    for p, o, lab, a in zip(probes, outs, labels[name], alphas))
     result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
-        for p, o, lab in zip(probes, outs, test.steerer.labels(outs, probes)) if lab == OTHER][:N_OTHER_EXAMPLES]
+        for p, o, lab in zip(probes, outputs[TARGETED][0], labels[TARGETED]) if lab == OTHER][:N_OTHER_EXAMPLES]
     return result
 
 

@@ -32,10 +32,15 @@ def find_pairs(probes, labels):
     return [pair for g in sorted(by_group) for pair in zip(by_group[g][MEM], by_group[g][GEN])]
 
 
+def shares(labels):
+    """{"mem", "gen", "other": share of the labels}."""
+    return {b.lower(): sum(label == b for label in labels) / len(labels) for b in BEHAVIOURS}
+
+
 def summarise(probes, labels):
     """Behaviour rates over prompts, pair yield over groups, and the number of pairs."""
     n = len(labels)
-    rates = {b.lower(): sum(label == b for label in labels) / n for b in BEHAVIOURS}
+    rates = shares(labels)
     pairs = find_pairs(probes, labels)
     n_groups = len({p["group"] for p in probes})
     n_pair_groups = len({probes[m]["group"] for m, _ in pairs})

@@ -6,12 +6,12 @@ The rule reads val outcomes only; the test split is measured once, afterwards, a
 import itertools
 from dataclasses import asdict, dataclass
 
+from .behaviour import shares
 from .errors import UserError
 from .evaluate import Outputs, rates, split_by_source
 from .params import is_number
 from .progress import progress_bar
 from .steering import ADAPTIVE, SCHEDULES, VECTORS, select_top, targeted
-from .tasks import BEHAVIOURS
 
 KNOBS = ("schedule", "site", "vector", "topN", "alpha")  # top-level params, in the grid's order
 
@@ -132,7 +132,7 @@ class Bench:
         return [self.probes[i] for i in idx], [self.outputs[i] for i in idx]
 
     def shares(self):
-        return {b.lower(): sum(x == b for x in self.labels) / len(self.labels) for b in BEHAVIOURS}
+        return shares(self.labels)
 
     def aimed(self, point, direction):
         """(the targeted intervention at the point, its Outputs on the direction's probes)."""
