@@ -1,11 +1,13 @@
 """Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield.
-Model "multitask": one model on every task of `runs.tasks`, its val probes from all of them."""
+Model "multitask": one model on every task of `runs.tasks`, its val probes from all of them.
+Each checkpoint's loss and val shares are logged with DVCLive as training runs, so
+`dvc plots show metrics/plots/train_curve/<run>` draws the curves before the stage ends."""
+from dvclive import Live
 
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.paths import MULTITASK, data_dir
-from memgen.plots import write_csv
 from memgen.run import run_command
 from memgen.training import rebalance, train
 
@@ -50,6 +52,15 @@ def training_data(run, eval_groups):
     return examples, val
 
 
+CURVE = ("loss", "mem", "gen", "other", "pair_yield")  # logged at each checkpoint
+
+
+def log_checkpoint(live, row):
+    live.step = row["step"]
+    for key in CURVE:
+        live.log_metric(key, row[key])
+
+
 def main(run):
     fp = run.family_params
     cfg = train_settings(fp, run.model)
@@ -62,11 +73,13 @@ def main(run):
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
     model, codec, save = run.plugin.new_model(fp, texts, seed=run.seed)
     model.to(device)
-    curve, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}")
+    with Live(dir=str(run.plot_path("train_curve", ext=None)), save_dvc_exp=False, dvcyaml=None, report=None,
+              monitor_system=False) as live:
+        _, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}",
+                          on_eval=lambda row: log_checkpoint(live, row))
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)
-    write_csv(run.plot_path("train_curve"), curve)
     write_json(run.metrics_dir / "train.json", {"chosen_step": chosen["step"], **{
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})
 

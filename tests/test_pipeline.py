@@ -23,7 +23,7 @@ from conftest import ROOT, merge
 from memgen.search import choose, searches
 from memgen.steering import ARMS
 
-COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvcignore"]
+COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
             "probe_multitask", "extract_multitask", "neurons_multitask"}

@@ -32,9 +32,17 @@ def metrics_dir(family, model, rep, task):
 
 
 def plot_path(kind, family, model, rep, task, ext="csv"):
-    """Plot data of one kind in one folder (metrics/plots/<kind>/<family>-<model>-r<k>[-<task>].<ext>),
-    so that dvc.yaml declares each kind once and `dvc plots show` draws one plot per run."""
-    return Path("metrics") / "plots" / kind / f"{'-'.join(run_parts(family, model, rep, task))}.{ext}"
+    """Plot data of one kind in one folder (metrics/plots/<kind>/<family>-<model>-r<k>[-<task>].<ext>; a
+    folder of that name when ext is None), so that dvc.yaml declares each kind once; the report stage
+    gathers each kind into one table for every run (overlay_path)."""
+    name = "-".join(run_parts(family, model, rep, task))
+    return Path("metrics") / "plots" / kind / (name if ext is None else f"{name}.{ext}")
+
+
+def overlay_path(kind):
+    """metrics/overlays/<kind>.csv: every run's plot data of one kind, with a `run` column, which
+    dvc.yaml's plots draw as one figure with one line per run."""
+    return Path("metrics") / "overlays" / f"{kind}.csv"
 
 
 def comparison_path(kind, family, name):

@@ -64,8 +64,9 @@ def is_better(row, best, max_other):
     return row["other"] <= best["other"]
 
 
-def train(model, codec, task, examples, val_probes, cfg, seed, desc="train"):
+def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None):
     """Train in place; load the chosen checkpoint's weights at the end. Returns (curve, chosen row).
+    on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
 
     cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other.
     """
@@ -100,6 +101,8 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train"):
                 row = {"step": step, "loss": sum(losses) / len(losses), **summarise(val_probes, labels_)}
                 losses = []
                 curve.append(row)
+                if on_eval:
+                    on_eval(row)
                 if is_better(row, best, cfg["max_other"]):
                     best = row
                     best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
