@@ -365,8 +365,12 @@ def test_intervention_experiment_reruns_only_steering(repo):
     steer = json.loads((repo / "metrics" / "runs" / searched_run(repo) / "steer.json").read_text())
     points = [steer["operating_point"][d]["point"] for d in ("m2g", "g2m")]
     assert {(p["alpha"], p["schedule"], p["vector"]) for p in points} == {(5, "prompt_end", "discriminant")}
+    # the headline is the only metrics file: the diff and the table of experiments fit a screen
     diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
-    assert any("operating_point" in key for changes in diff.values() for key in changes), diff
+    assert list(diff) == ["metrics/headline.json"] and any(".chosen" in key for key in diff["metrics/headline.json"])
+    assert len(sh(repo, "dvc", "metrics", "diff").splitlines()) <= 80
+    header = sh(repo, "dvc", "exp", "show", "--csv", "--only-changed").splitlines()[0].split(",")
+    assert len(header) <= 80 and "alpha" in header, header
 
 
 def test_same_params_give_identical_bytes(repo, tmp_path):
@@ -421,10 +425,13 @@ def test_queued_alpha_sweep_reruns_only_steering(repo):
     for name in names:
         data = shown[name]
         alphas.append(data["params"]["params.yaml"]["data"]["alpha"])
-        chosen = {point["point"]["alpha"] for path, m in data["metrics"].items() if path.endswith("steer.json")
-                  and m["data"].get("searched") for point in m["data"]["operating_point"].values()
-                  if point.get("val")}  # no val probe of the source: the paper's point (exp show drops the null)
-        assert chosen == {alphas[-1]}, (name, data["metrics"])  # the metrics of that alpha
+        assert list(data["metrics"]) == ["metrics/headline.json"], data["metrics"]
+        # each experiment's commit holds the steer outputs of its own alpha
+        steers = [json.loads(sh(repo, "git", "show", f"{data['rev']}:metrics/runs/{run_}/steer.json"))
+                  for run_ in runs_of(repo)]
+        chosen = {point["point"]["alpha"] for steer in steers if steer.get("searched")
+                  for point in steer["operating_point"].values() if point["val"]}  # no val probe: the paper's point
+        assert chosen == {alphas[-1]}, name
     assert sorted(alphas) == sorted(values)
 
 
