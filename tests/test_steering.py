@@ -17,17 +17,21 @@ from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
 
+# The last four: Newcombe (1998), Statistics in Medicine 17:857, Table I, the score interval without correction.
 @pytest.mark.parametrize("k,n,expected", [(5, 10, (0.2366, 0.7634)), (0, 10, (0.0, 0.2775)), (10, 10, (0.7225, 1.0)),
-                                          (1, 57, (0.0031, 0.0929))])
+                                          (1, 57, (0.0031, 0.0929)), (81, 263, (0.2553, 0.3662)),
+                                          (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718))])
 def test_wilson_matches_textbook_values(k, n, expected):
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(expected[0], abs=1e-4) and hi == pytest.approx(expected[1], abs=1e-4)
 
 
-@pytest.mark.parametrize("k,n", [(0, 1), (3, 7), (11, 71), (228, 229), (50, 300)])
-def test_wilson_matches_scipy(k, n):
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 40), (3, 7), (11, 71), (228, 229), (300, 300), (50, 300)])
+def test_wilson_is_scipys_and_plain_floats(k, n):
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-6)
+    lo, hi = wilson_interval(k, n)
+    assert (lo, hi) == (ci.low, ci.high)
+    assert type(lo) is float and type(hi) is float  # written to JSON as they are
 
 
 def test_wilson_without_data_and_rates():
