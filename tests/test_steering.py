@@ -3,16 +3,16 @@ import statistics
 
 import pytest
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, hypergeom
 
-from memgen.evaluate import rates
+from memgen.evaluate import arm_rates, rates
 from memgen.predict import bag_of_tokens, classify_layers, split_pairs
-from memgen.stats import mean_and_spread, wilson_interval
+from memgen.stats import exact_greater, mean_and_spread, wilson_interval
 from memgen.errors import UserError
 from memgen.families import BUILT_IN
 from memgen.params import Params
 from memgen.search import Point, choose, read_grid, read_search, searches
-from memgen.steering import ADAPTIVE, CONTROLS, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
+from memgen.steering import ADAPTIVE, CONTROLS, TARGETED, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
@@ -41,6 +41,28 @@ def test_wilson_without_data_and_rates():
     assert r["ci95"] == list(wilson_interval(2, 4))
     assert (r["route_k"], r["route"], r["route_ci95"]) == (3, 0.75, list(wilson_interval(3, 4)))  # left MEM at all
     assert rates([], TO_MEM)["success"] is None
+
+
+def test_exact_greater_is_fishers_one_sided_test():
+    # 3/3 against 0/3: of the C(6,3) = 20 ways to place the 3 successes, only "all in the first row" is as extreme
+    assert exact_greater(3, 3, 0, 3) == pytest.approx(1 / 20)
+    # 7/10 against 2/10: P(X >= 7), X the first row's successes, hypergeometric (20 probes, 9 successes, 10 drawn)
+    assert exact_greater(7, 10, 2, 10) == pytest.approx(hypergeom.sf(6, 20, 9, 10))
+    assert exact_greater(0, 5, 4, 5) == 1.0  # no success at all cannot beat anything
+    assert exact_greater(4, 8, 4, 8) > 0.5  # equal rates: no evidence either way
+    assert exact_greater(2, 0, 1, 3) is None and exact_greater(2, 4, 0, 0) is None
+
+
+def test_each_control_carries_its_exact_test_against_the_targeted_steer():
+    labels = {TARGETED: [GEN] * 3, "random": [MEM] * 3, "random_magnitude": [GEN, MEM, MEM],
+              "bottom_ranked": [GEN] * 3, "random_sign": [OTHER] * 3}
+    arms = arm_rates(labels, TO_GEN)
+    assert "p_exact" not in arms[TARGETED] and arms[TARGETED] == rates(labels[TARGETED], TO_GEN)
+    assert arms["random"]["p_exact"] == pytest.approx(1 / 20) and arms["random_sign"]["p_exact"] == pytest.approx(1 / 20)
+    assert arms["random_magnitude"]["p_exact"] == pytest.approx(4 / 20)  # 3 of 4 successes in row one: C(4,3) ways
+    assert arms["bottom_ranked"]["p_exact"] == 1.0  # as good as the targeted steer
+    empty = arm_rates({arm: [] for arm in labels}, TO_GEN)  # no probe starts there
+    assert all(empty[c]["p_exact"] is None for c in CONTROLS)
 
 
 def test_mean_and_spread():

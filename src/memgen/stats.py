@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, fisher_exact
 
 from .activations import CHUNK_BYTES, stream_site
 from .errors import UserError
@@ -157,6 +157,14 @@ def wilson_interval(k, n):
         return None, None
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
     return float(ci.low), float(ci.high)
+
+
+def exact_greater(k1, n1, k2, n2):
+    """One-sided Fisher exact p-value that the success rate k1/n1 exceeds k2/n2 (None when either n is 0):
+    exact at the probe counts a steer is measured on, where intervals overlap easily."""
+    if n1 == 0 or n2 == 0:
+        return None
+    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="greater").pvalue)
 
 
 def mean_and_spread(values):
