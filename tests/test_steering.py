@@ -1,12 +1,13 @@
 """Intervals, the controls beside a targeted steer, and the behaviour probes: each does what it claims."""
 import statistics
 
+import numpy as np
 import pytest
 import torch
 from scipy.stats import binomtest, hypergeom
 
 from memgen.evaluate import arm_rates, rates
-from memgen.predict import bag_of_tokens, classify_layers, split_pairs
+from memgen.predict import classify_layers, logistic, split_pairs
 from memgen.stats import exact_greater, mean_and_spread, wilson_interval
 from memgen.errors import UserError
 from memgen.families import BUILT_IN
@@ -168,28 +169,55 @@ def test_the_grid_is_every_combination_of_the_knobs(params_data):
     assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
 
 
-def test_pairs_stay_together_and_classifiers_find_a_planted_signal():
-    train, test = split_pairs(40, 0.25, seed=3)
-    assert len(test) == 10 and not set(train.tolist()) & set(test.tolist())
-    assert sorted(train.tolist() + test.tolist()) == list(range(40))
-
-    g = torch.Generator().manual_seed(0)
-    gen = torch.randn(60, 3, 16, generator=g)
-    mem = torch.randn(60, 3, 16, generator=g)
-    mem[:, 1, 0] += 4.0  # layer 1 carries the behaviour; layers 0 and 2 are noise
-    prompts = [("A: 1 + 2 + 3", "A: 3 + 2 + 1")] * 60  # a pair's prompts are reorderings of one another
-    result = classify_layers({"resid_post": (mem, gen)}, prompts, TOKEN_PATTERN, 0.3, seed=5, l2=0.01, max_iter=100)
-    by_layer = result["by_layer"]["resid_post"]
-    assert by_layer[1] > 0.9
-    assert max(by_layer[0], by_layer[2]) < 0.8
-    assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart
+def test_pairs_stay_together_on_one_side_of_the_split():
+    train, test = split_pairs(40, 0.25, seed=3)  # sample i is pair i's MEM prompt, 40 + i its GEN prompt
+    assert sorted([*train, *test]) == list(range(80))
+    assert set((test + 40) % 80) == set(test) and set((train + 40) % 80) == set(train)  # each prompt beside its partner
+    assert len(test) == 2 * 10
+    assert (split_pairs(40, 0.25, seed=3)[1] == test).all() and not (split_pairs(40, 0.25, seed=4)[1] == test).all()
 
 
-def test_bag_of_tokens_counts_with_a_fixed_vocabulary():
-    x, vocab = bag_of_tokens(["AB: 1 1", "AB: 2"], TOKEN_PATTERN)
-    assert vocab == sorted(vocab) and x.sum(1).tolist() == [5.0, 3.0]  # "AB:", " ", "1", " ", "1"
-    y, _ = bag_of_tokens(["AB: 9"], TOKEN_PATTERN, vocab)  # unseen tokens are dropped
-    assert y.sum().item() == 2.0
+def planted_states(n_pairs, g):
+    """[pairs, 3 layers, 16] states: at layer 1 neuron 0 is above 1 for MEM and below -1 for GEN; all else noise."""
+    gen, mem = torch.randn(n_pairs, 3, 16, generator=g), torch.randn(n_pairs, 3, 16, generator=g)
+    mem[:, 1, 0] = 1 + mem[:, 1, 0].abs()
+    gen[:, 1, 0] = -1 - gen[:, 1, 0].abs()
+    return mem, gen
+
+
+def test_the_state_classifier_finds_the_planted_layer_and_repeats_itself():
+    mem, gen = planted_states(200, torch.Generator().manual_seed(0))
+    prompts = [("A: 1 + 2 + 3", "A: 3 + 2 + 1")] * 200  # a pair's prompts are reorderings of one another
+    args = ({"resid_post": (mem, gen)}, prompts, TOKEN_PATTERN, 0.3, 5, 0.01, 100)
+    result = classify_layers(*args)
+    assert (result["n_train_pairs"], result["n_test_pairs"]) == (140, 60)
+    acc = result["by_layer"]["resid_post"]
+    assert acc[1] == 1.0
+    assert abs(acc[0] - 0.5) < 0.15 and abs(acc[2] - 0.5) < 0.15  # 120 test prompts: chance is 0.5 +- 0.05
+    assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart: one answer for both
+    assert classify_layers(*args) == result
+
+
+def test_the_bag_of_tokens_finds_a_planted_token():
+    rng = torch.Generator().manual_seed(1)
+    numbers = torch.randint(0, 100, (60, 3), generator=rng).tolist()
+    # the same numbers on both sides, and a trigger word (one token, "AB:") on the MEM side only
+    prompts = [(f"AB: {a} + {b} + {c}", f"A: {a} + {b} + {c}") for a, b, c in numbers]
+    states = {"resid_post": (torch.zeros(60, 1, 4), torch.zeros(60, 1, 4))}
+    assert classify_layers(states, prompts, TOKEN_PATTERN, 0.3, 2, 0.01, 100)["bag_of_tokens"] == 1.0
+
+
+@pytest.mark.parametrize("l2", [0.01, 0.3])
+def test_the_logistic_regression_minimises_mean_log_loss_plus_l2(l2):
+    """At the fit, the gradient of mean log-loss + l2 ||w||^2 vanishes (the C it is given is right)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 3, generator=g).double().numpy()
+    y = (x[:, 0] + torch.randn(50, generator=g).double().numpy() > 0).astype(float)
+    model = logistic(l2, 1000, len(x)).set_params(tol=1e-12).fit(x, y)
+    w, b = model.coef_[0], model.intercept_[0]
+    residual = 1 / (1 + np.exp(-(x @ w + b))) - y
+    assert np.abs(x.T @ residual / len(x) + 2 * l2 * w).max() < 1e-6 and abs(residual.mean()) < 1e-6
+    assert np.abs(w).max() > 0.05  # not the trivial zero fit
 
 
 def test_the_search_runs_above_chance_or_always():
