@@ -10,8 +10,6 @@ from conftest import ROOT
 from memgen.errors import UserError
 from memgen.families import get_family
 from memgen.params import Params
-from memgen.stats import exact_greater
-from memgen.steering import CONTROLS
 from memgen.tasks import load_task
 from test_pipeline import make_repo, sh, stages_run
 
@@ -45,11 +43,7 @@ def test_a_toy_family_and_task_run_the_pipeline(tmp_path):
     steer = json.loads((run_metrics / "steer.json").read_text())
     probe = json.loads((run_metrics / "probe.json").read_text())
     if probe["n_pairs"]:  # the steer measured the paper's setting on held-out test probes
-        paper = steer["test"]["paper"]
-        assert paper["m2g"]["targeted"]["n"] + paper["g2m"]["targeted"]["n"] > 0
-        for arms in paper.values():  # each control beside its exact test against the targeted steer
-            t = arms["targeted"]
-            assert all(arms[c]["p_exact"] == exact_greater(t["k"], t["n"], arms[c]["k"], arms[c]["n"]) for c in CONTROLS)
+        assert steer["test"]["paper"]["m2g"]["targeted"]["n"] + steer["test"]["paper"]["g2m"]["targeted"]["n"] > 0
     else:
         assert "no MEM/GEN pairs" in json.dumps(steer)
     assert "neox/reverse" in (repo / "metrics/report.md").read_text()
