@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import torch
 
-from memgen.evaluate import TARGET, Outputs, Steerer, rates
+from memgen.evaluate import TARGET, Outputs, Steerer, arm_rates, rates
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.neuron_store import read_neurons
 from memgen.params import derive_seed
@@ -51,12 +51,12 @@ def measure(test, point, direction, s, generator, rows, setting):
     outputs = {TARGETED: (outs, moved_at), **{
         name: (Outputs(test.steerer, probes, iv, point.site, point.schedule).at_each(dose), dose)
         for name, iv in controls(vector, score, aimed.idx, direction, generator).items()}}
-    result, labels = {}, {}
+    labels = {}
     for name, (outs, alphas) in outputs.items():
         labels[name] = test.steerer.labels(outs, probes)
-        result[name] = rates(labels[name], direction)
         rows.extend({**p, "condition": f"{setting}/{direction}/{name}", "output": o, "label": lab, "alpha": a}
                     for p, o, lab, a in zip(probes, outs, labels[name], alphas))
+    result = arm_rates(labels, direction)
     result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
         for p, o, lab in zip(probes, outputs[TARGETED][0], labels[TARGETED]) if lab == OTHER][:N_OTHER_EXAMPLES]

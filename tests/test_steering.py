@@ -1,33 +1,38 @@
 """Intervals, the controls beside a targeted steer, and the behaviour probes: each does what it claims."""
 import statistics
 
+import numpy as np
 import pytest
 import torch
-from scipy.stats import binomtest
+from scipy.stats import binomtest, hypergeom
 
-from memgen.evaluate import rates
-from memgen.predict import bag_of_tokens, classify_layers, split_pairs
-from memgen.stats import mean_and_spread, wilson_interval
+from memgen.evaluate import arm_rates, rates
+from memgen.predict import classify_layers, logistic, split_pairs
+from memgen.stats import exact_greater, mean_and_spread, wilson_interval
 from memgen.errors import UserError
 from memgen.families import BUILT_IN
 from memgen.params import Params
 from memgen.search import Point, choose, read_grid, read_search, searches
-from memgen.steering import ADAPTIVE, CONTROLS, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
+from memgen.steering import ADAPTIVE, CONTROLS, TARGETED, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
 
+# The last four: Newcombe (1998), Statistics in Medicine 17:857, Table I, the score interval without correction.
 @pytest.mark.parametrize("k,n,expected", [(5, 10, (0.2366, 0.7634)), (0, 10, (0.0, 0.2775)), (10, 10, (0.7225, 1.0)),
-                                          (1, 57, (0.0031, 0.0929))])
+                                          (1, 57, (0.0031, 0.0929)), (81, 263, (0.2553, 0.3662)),
+                                          (15, 148, (0.0624, 0.1605)), (0, 20, (0.0, 0.1611)), (1, 29, (0.0061, 0.1718))])
 def test_wilson_matches_textbook_values(k, n, expected):
     lo, hi = wilson_interval(k, n)
     assert lo == pytest.approx(expected[0], abs=1e-4) and hi == pytest.approx(expected[1], abs=1e-4)
 
 
-@pytest.mark.parametrize("k,n", [(0, 1), (3, 7), (11, 71), (228, 229), (50, 300)])
-def test_wilson_matches_scipy(k, n):
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 40), (3, 7), (11, 71), (228, 229), (300, 300), (50, 300)])
+def test_wilson_is_scipys_and_plain_floats(k, n):
     ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
-    assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-6)
+    lo, hi = wilson_interval(k, n)
+    assert (lo, hi) == (ci.low, ci.high)
+    assert type(lo) is float and type(hi) is float  # written to JSON as they are
 
 
 def test_wilson_without_data_and_rates():
@@ -37,6 +42,28 @@ def test_wilson_without_data_and_rates():
     assert r["ci95"] == list(wilson_interval(2, 4))
     assert (r["route_k"], r["route"], r["route_ci95"]) == (3, 0.75, list(wilson_interval(3, 4)))  # left MEM at all
     assert rates([], TO_MEM)["success"] is None
+
+
+def test_exact_greater_is_fishers_one_sided_test():
+    # 3/3 against 0/3: of the C(6,3) = 20 ways to place the 3 successes, only "all in the first row" is as extreme
+    assert exact_greater(3, 3, 0, 3) == pytest.approx(1 / 20)
+    # 7/10 against 2/10: P(X >= 7), X the first row's successes, hypergeometric (20 probes, 9 successes, 10 drawn)
+    assert exact_greater(7, 10, 2, 10) == pytest.approx(hypergeom.sf(6, 20, 9, 10))
+    assert exact_greater(0, 5, 4, 5) == 1.0  # no success at all cannot beat anything
+    assert exact_greater(4, 8, 4, 8) > 0.5  # equal rates: no evidence either way
+    assert exact_greater(2, 0, 1, 3) is None and exact_greater(2, 4, 0, 0) is None
+
+
+def test_each_control_carries_its_exact_test_against_the_targeted_steer():
+    labels = {TARGETED: [GEN] * 3, "random": [MEM] * 3, "random_magnitude": [GEN, MEM, MEM],
+              "bottom_ranked": [GEN] * 3, "random_sign": [OTHER] * 3}
+    arms = arm_rates(labels, TO_GEN)
+    assert "p_exact" not in arms[TARGETED] and arms[TARGETED] == rates(labels[TARGETED], TO_GEN)
+    assert arms["random"]["p_exact"] == pytest.approx(1 / 20) and arms["random_sign"]["p_exact"] == pytest.approx(1 / 20)
+    assert arms["random_magnitude"]["p_exact"] == pytest.approx(4 / 20)  # 3 of 4 successes in row one: C(4,3) ways
+    assert arms["bottom_ranked"]["p_exact"] == 1.0  # as good as the targeted steer
+    empty = arm_rates({arm: [] for arm in labels}, TO_GEN)  # no probe starts there
+    assert all(empty[c]["p_exact"] is None for c in CONTROLS)
 
 
 def test_mean_and_spread():
@@ -142,28 +169,55 @@ def test_the_grid_is_every_combination_of_the_knobs(params_data):
     assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
 
 
-def test_pairs_stay_together_and_classifiers_find_a_planted_signal():
-    train, test = split_pairs(40, 0.25, seed=3)
-    assert len(test) == 10 and not set(train.tolist()) & set(test.tolist())
-    assert sorted(train.tolist() + test.tolist()) == list(range(40))
-
-    g = torch.Generator().manual_seed(0)
-    gen = torch.randn(60, 3, 16, generator=g)
-    mem = torch.randn(60, 3, 16, generator=g)
-    mem[:, 1, 0] += 4.0  # layer 1 carries the behaviour; layers 0 and 2 are noise
-    prompts = [("A: 1 + 2 + 3", "A: 3 + 2 + 1")] * 60  # a pair's prompts are reorderings of one another
-    result = classify_layers({"resid_post": (mem, gen)}, prompts, TOKEN_PATTERN, 0.3, seed=5, l2=0.01, max_iter=100)
-    by_layer = result["by_layer"]["resid_post"]
-    assert by_layer[1] > 0.9
-    assert max(by_layer[0], by_layer[2]) < 0.8
-    assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart
+def test_pairs_stay_together_on_one_side_of_the_split():
+    train, test = split_pairs(40, 0.25, seed=3)  # sample i is pair i's MEM prompt, 40 + i its GEN prompt
+    assert sorted([*train, *test]) == list(range(80))
+    assert set((test + 40) % 80) == set(test) and set((train + 40) % 80) == set(train)  # each prompt beside its partner
+    assert len(test) == 2 * 10
+    assert (split_pairs(40, 0.25, seed=3)[1] == test).all() and not (split_pairs(40, 0.25, seed=4)[1] == test).all()
 
 
-def test_bag_of_tokens_counts_with_a_fixed_vocabulary():
-    x, vocab = bag_of_tokens(["AB: 1 1", "AB: 2"], TOKEN_PATTERN)
-    assert vocab == sorted(vocab) and x.sum(1).tolist() == [5.0, 3.0]  # "AB:", " ", "1", " ", "1"
-    y, _ = bag_of_tokens(["AB: 9"], TOKEN_PATTERN, vocab)  # unseen tokens are dropped
-    assert y.sum().item() == 2.0
+def planted_states(n_pairs, g):
+    """[pairs, 3 layers, 16] states: at layer 1 neuron 0 is above 1 for MEM and below -1 for GEN; all else noise."""
+    gen, mem = torch.randn(n_pairs, 3, 16, generator=g), torch.randn(n_pairs, 3, 16, generator=g)
+    mem[:, 1, 0] = 1 + mem[:, 1, 0].abs()
+    gen[:, 1, 0] = -1 - gen[:, 1, 0].abs()
+    return mem, gen
+
+
+def test_the_state_classifier_finds_the_planted_layer_and_repeats_itself():
+    mem, gen = planted_states(200, torch.Generator().manual_seed(0))
+    prompts = [("A: 1 + 2 + 3", "A: 3 + 2 + 1")] * 200  # a pair's prompts are reorderings of one another
+    args = ({"resid_post": (mem, gen)}, prompts, TOKEN_PATTERN, 0.3, 5, 0.01, 100)
+    result = classify_layers(*args)
+    assert (result["n_train_pairs"], result["n_test_pairs"]) == (140, 60)
+    acc = result["by_layer"]["resid_post"]
+    assert acc[1] == 1.0
+    assert abs(acc[0] - 0.5) < 0.15 and abs(acc[2] - 0.5) < 0.15  # 120 test prompts: chance is 0.5 +- 0.05
+    assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart: one answer for both
+    assert classify_layers(*args) == result
+
+
+def test_the_bag_of_tokens_finds_a_planted_token():
+    rng = torch.Generator().manual_seed(1)
+    numbers = torch.randint(0, 100, (60, 3), generator=rng).tolist()
+    # the same numbers on both sides, and a trigger word (one token, "AB:") on the MEM side only
+    prompts = [(f"AB: {a} + {b} + {c}", f"A: {a} + {b} + {c}") for a, b, c in numbers]
+    states = {"resid_post": (torch.zeros(60, 1, 4), torch.zeros(60, 1, 4))}
+    assert classify_layers(states, prompts, TOKEN_PATTERN, 0.3, 2, 0.01, 100)["bag_of_tokens"] == 1.0
+
+
+@pytest.mark.parametrize("l2", [0.01, 0.3])
+def test_the_logistic_regression_minimises_mean_log_loss_plus_l2(l2):
+    """At the fit, the gradient of mean log-loss + l2 ||w||^2 vanishes (the C it is given is right)."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(50, 3, generator=g).double().numpy()
+    y = (x[:, 0] + torch.randn(50, generator=g).double().numpy() > 0).astype(float)
+    model = logistic(l2, 1000, len(x)).set_params(tol=1e-12).fit(x, y)
+    w, b = model.coef_[0], model.intercept_[0]
+    residual = 1 / (1 + np.exp(-(x @ w + b))) - y
+    assert np.abs(x.T @ residual / len(x) + 2 * l2 * w).max() < 1e-6 and abs(residual.mean()) < 1e-6
+    assert np.abs(w).max() > 0.05  # not the trivial zero fit
 
 
 def test_the_search_runs_above_chance_or_always():

@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from scipy.stats import binomtest, fisher_exact
 
 from .activations import CHUNK_BYTES, stream_site
 from .errors import UserError
@@ -150,14 +151,20 @@ def site_stats(path, site, n_permutations=0, seed=0, shrinkage=0.1, chunk_bytes=
     return SiteStats(nmd, rho, mem.n, null_max, discriminant)
 
 
-def wilson_interval(k, n, z=1.959964):
+def wilson_interval(k, n):
     """The 95 % Wilson score interval of a proportion k/n; (None, None) when n = 0."""
     if n == 0:
         return None, None
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
+def exact_greater(k1, n1, k2, n2):
+    """One-sided Fisher exact p-value that the success rate k1/n1 exceeds k2/n2 (None when either n is 0):
+    exact at the probe counts a steer is measured on, where intervals overlap easily."""
+    if n1 == 0 or n2 == 0:
+        return None
+    return float(fisher_exact([[k1, n1 - k1], [k2, n2 - k2]], alternative="greater").pvalue)
 
 
 def mean_and_spread(values):
