@@ -21,6 +21,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, merge
 from memgen.search import choose, searches
+from memgen.stats import exact_greater
 from memgen.steering import ARMS
 
 COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore"]
@@ -220,9 +221,13 @@ def check_steer(name, steer, search, neurons, params):
         for direction, source in (("m2g", "mem"), ("g2m", "gen")):
             tests = steer["test"][setting][direction]
             assert tests["targeted"]["n"] == round(steer["unsteered"]["test"][source] * n_test)
+            targeted = tests["targeted"]
             for cond in ARMS:  # every control on the same probes as the targeted steer
-                assert tests[cond]["n"] == tests["targeted"]["n"], cond
+                assert tests[cond]["n"] == targeted["n"], cond
                 check_rates(tests[cond])
+                if cond != "targeted":  # with its exact test against the targeted steer
+                    assert tests[cond]["p_exact"] == exact_greater(targeted["k"], targeted["n"], tests[cond]["k"],
+                                                                   tests[cond]["n"])
     if not steer["searched"]:
         assert steer["test"]["chosen"] == steer["test"]["paper"] and steer["dose_response"]["m2g"] is None
         return
