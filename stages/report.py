@@ -1,7 +1,8 @@
 """Stage report: every run's behaviour, pairs, chance level, operating point and steering against the
 controls, beside the paper's setting and the paper's numbers, with the comparisons and behaviour
-prediction: metrics/report.md, metrics/report.html and their figures; metrics/headline.json (a few numbers
-per run, the pipeline's metrics) and metrics/summary.json (the replicate aggregates and the evidence flags)."""
+prediction: metrics/report.md (figures linked), metrics/report.html (figures embedded) and their figures;
+metrics/headline.json (a few numbers per run, the pipeline's metrics) and metrics/summary.json (the
+replicate aggregates and the evidence flags)."""
 import click
 
 from memgen.errors import OneLineCommand, run_main
@@ -19,7 +20,7 @@ def main():
     with atomic_path("metrics/report.md") as tmp:
         tmp.write_text(to_markdown(blocks))
     with atomic_path("metrics/report.html") as tmp:
-        tmp.write_text(to_html(blocks, "memgen report"))
+        tmp.write_text(to_html(blocks, "memgen report", "metrics"))
 
 
 @click.command(cls=OneLineCommand)

@@ -307,8 +307,11 @@ def test_repro_produces_consistent_metrics(repo):
                     "The paper's setting against the controls", "Outputs that broke to OTHER"):
         assert heading in report, heading
     assert "| gpt2/cipher/r0 |" in report
+    assert report.startswith("# memgen report") and "![targeted vs controls at the val-chosen point]" \
+        "(figures/controls_chosen.png)" in report
     html = (repo / "metrics" / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="figures/controls_chosen.png"' in html
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "<details>" in html
+    assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html  # works moved alone
     assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
     headline = json.loads((repo / "metrics" / "headline.json").read_text())
     assert sorted(headline) == sorted(runs)

@@ -1,10 +1,14 @@
-"""The report on a small hand-made context: the headline numbers."""
+"""The report on a small hand-made context: the headline numbers, the answer table's verdicts, and the
+two renderings (Markdown linking its figures, HTML embedding them)."""
 import json
 import re
 
 import pytest
 
+from memgen.report import Context
+from memgen.report.document import table, to_html, to_markdown
 from memgen.report.headline import headline
+from memgen.report.sections import answer_section
 from memgen.stats import wilson_interval
 from memgen.steering import CONTROLS, DIRECTIONS, TARGETED
 
@@ -61,3 +65,44 @@ def test_headline_numbers(runs):
     numbers = re.findall(r": (-?[0-9.]+|null)[,\n]", json.dumps(h, indent=1) + "\n")
     assert len(numbers) == 3 * 13  # the default run's 3 runs stay under ~40 numbers
     assert all(len(x.split(".")[-1]) <= 4 for x in numbers if "." in x)
+
+
+def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
+    runs["f/strong/r0"]["steer"]["test"]["chosen"]["m2g"]["random"]["p_exact"] = 1.234e-9
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    blocks = answer_section(ctx)
+    assert [b[0] for b in blocks] == ["h1", "p", "p", "table", "img"]
+    assert blocks[2][1].startswith("1 of 3 runs rank neurons above chance")
+    frame = blocks[3][1].set_index(["run", "direction"])
+    strong = frame.loc[("f/strong/r0", "M->G")]
+    assert strong["chosen point: success % [95 % CI] (k/n)"].startswith("80.0 [")
+    assert strong["highest control at the chosen point"].startswith("random (authors'): 2.0 [")
+    assert strong["p (exact) vs it"] == "1.2e-09"
+    assert frame.loc[("f/strong/r0", "G->M"), "p (exact) vs it"] == "-"  # not computed: said as such
+    assert strong["verdict"] == ("chosen 80 %: above every control, within the paper's range; "
+                                 "the paper's setting 70 %: within the paper's range")
+    assert frame.loc[("f/strong/r0", "G->M"), "verdict"].endswith("the paper's setting 70 %: above the paper's range")
+    assert frame.loc[("f/strong/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.500 vs 0.200 (resid_post)"
+    assert frame.loc[("f/chance/r0", "M->G"), "verdict"] == "ranking at chance: not evidence"
+    assert frame.loc[("f/chance/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.020 vs 0.030 (mlp_in): at chance"
+    assert frame.loc[("f/empty/r0", "G->M"), "verdict"] == "no MEM/GEN pairs: not steered"
+    assert (tmp_path / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_stands_alone_and_markdown_links(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"\x89PNG fake")
+    blocks = [("h1", "title"), ("p", "a <b> & `c`"),
+              table(["run", "direction", "value"], [["r0", "M->G", "1"], ["r0", "G->M", "2"], ["r1", "M->G", "3"]],
+                    merged=1),
+              ("details", "long table", [table(["x"], [["a\nb"]])]),
+              ("img", "figures/a.png", "caption")]
+    page = to_html(blocks, "t", tmp_path)
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "figures/a.png" not in page
+    assert "<p>a &lt;b&gt; &amp; c</p>" in page
+    assert '<td rowspan="2">r0</td>' in page and page.count("<td>r0</td>") == 0 and "<td>r1</td>" in page
+    assert "<details><summary>long table</summary>" in page
+    md = to_markdown(blocks)
+    assert "![caption](figures/a.png)" in md
+    assert "| r0 | M->G | 1 |\n|  | G->M | 2 |\n| r1 | M->G | 3 |" in md
+    assert "**long table**\n\n| x |" in md and "| a ⏎ b |" in md
