@@ -177,6 +177,11 @@ def runs_of(path):
     return [f"{f}/{t}/r{r}" for f in params["families"] for t in params["tasks"] for r in params["replicates"]]
 
 
+def run_metrics(path, name):
+    """One run's metric files: {file stem: its JSON}."""
+    return {f.stem: json.loads(f.read_text()) for f in (path / "metrics" / "runs" / name).glob("*.json")}
+
+
 def wait_for_queue(path, names, timeout=1800):
     """`dvc queue start` returns at once: poll `dvc queue status` until every task is done."""
     deadline = time.monotonic() + timeout
@@ -251,13 +256,13 @@ def check_steer(name, steer, search, neurons, params):
 
 def test_repro_produces_consistent_metrics(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    assert sorted(summary["runs"]) == sorted(runs_of(repo))
+    runs = {name: run_metrics(repo, name) for name in runs_of(repo)}
+    assert all(sorted(run) == ["neurons", "predict", "probe", "search", "steer", "train"] for run in runs.values())
     for task in params["runs"]["tasks"]:  # the held-out splits
         overlap = json.loads((repo / "metrics" / "data" / f"{task}.json").read_text())["overlap"]
         assert len(overlap) == 6 and set(overlap.values()) == {0}
     steered = searched = 0
-    for name, run in summary["runs"].items():
+    for name, run in runs.items():
         probe, steer, predict, neurons = run["probe"], run["steer"], run["predict"], run["neurons"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
@@ -285,7 +290,7 @@ def test_repro_produces_consistent_metrics(repo):
             intra = json.loads((repo / "metrics" / "intra" / family / f"{task}.json").read_text())
             assert intra["runs"] == [f"r{r}" for r in rs["replicates"]]
             for rep in rs["replicates"]:
-                own = summary["runs"][f"{family}/{task}/r{rep}"]["steer"]
+                own = runs[f"{family}/{task}/r{rep}"]["steer"]
                 for direction in ("m2g", "g2m"):
                     cell = intra["paper"][direction][f"r{rep}"][f"r{rep}"]
                     if "skipped" not in own:
@@ -307,15 +312,28 @@ def test_repro_produces_consistent_metrics(repo):
                     "The paper's setting against the controls", "Outputs that broke to OTHER"):
         assert heading in report, heading
     assert "| gpt2/cipher/r0 |" in report
+    assert report.startswith("# memgen report") and "![targeted vs controls at the val-chosen point]" \
+        "(figures/controls_chosen.png)" in report
     html = (repo / "metrics" / "report.html").read_text()
-    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and 'src="figures/controls_chosen.png"' in html
+    assert html.startswith("<!DOCTYPE html>") and "<table>" in html and "<details>" in html
+    assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html  # works moved alone
     assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
+    headline = json.loads((repo / "metrics" / "headline.json").read_text())
+    assert sorted(headline) == sorted(runs)
+    for name, h in headline.items():
+        assert h["pairs"] == runs[name]["probe"]["n_pairs"]
+        assert sorted(h) == ["g2m", "m2g", "max_abs_rho", "null_p95", "pairs"]
+        assert all(sorted(h[d]) == ["chosen", "chosen_hi", "chosen_lo", "other", "paper"] for d in ("m2g", "g2m"))
+        if "skipped" not in runs[name]["steer"]:
+            targeted = runs[name]["steer"]["test"]["chosen"]["m2g"]["targeted"]
+            assert h["m2g"]["chosen"] == (None if targeted["success"] is None else round(targeted["success"], 4))
+    summary = json.loads((repo / "metrics" / "summary.json").read_text())
+    assert sorted(summary) == ["evidence", "replicates"] and sorted(summary["evidence"]) == sorted(runs)
     assert "up to date" in sh(repo, "dvc", "status")
 
 
 def searched_run(repo):
-    summary = json.loads((repo / "metrics" / "summary.json").read_text())
-    return next(n for n, r in summary["runs"].items() if r["steer"].get("searched"))
+    return next(n for n in runs_of(repo) if run_metrics(repo, n)["steer"].get("searched"))
 
 
 def test_memgen_steer_cli(repo):

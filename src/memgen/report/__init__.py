@@ -7,6 +7,7 @@ from ..io import read_json, require_keys
 from ..paths import comparison_path, metrics_dir
 from ..sites import SITE_NAMES
 from .document import to_html, to_markdown
+from .headline import headline
 from .sections import SECTIONS
 
 # What each run's metric files must hold for the report to read them.
@@ -77,11 +78,11 @@ def read_context(params, figures):
 
 
 def build(ctx):
-    """(blocks, summary): the document and the numbers it rests on."""
+    """(blocks, summary): the document, and what it computed that no metric file holds: the replicate
+    aggregates and which runs count as evidence."""
     blocks = [block for section in SECTIONS for block in section(ctx)]
-    summary = {"runs": ctx.runs, "replicates": ctx.aggregate, "intra": ctx.intra, "inter": ctx.inter,
-               "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}
+    summary = {"replicates": ctx.aggregate, "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}
     return blocks, summary
 
 
-__all__ = ["Context", "build", "read_context", "to_html", "to_markdown"]
+__all__ = ["Context", "build", "headline", "read_context", "to_html", "to_markdown"]

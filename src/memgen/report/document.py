@@ -1,8 +1,38 @@
-"""A report as a list of blocks, rendered as Markdown and as HTML.
+"""A report as a list of blocks, rendered as Markdown (figures linked) and as one self-contained HTML
+file (figures embedded, long tables folded).
 
-Blocks: ("h1" | "h2" | "h3" | "p", text), ("table", header, rows), ("img", path, caption).
+Blocks: ("h1" | "h2" | "h3" | "p", text); ("table", DataFrame, merged): the first `merged` columns
+show a value once over the rows that repeat it; ("img", path relative to the report, caption);
+("details", summary, blocks): folded in HTML, a bold line and the blocks in Markdown.
 """
-import html
+import base64
+from importlib.resources import files
+from pathlib import Path
+
+import jinja2
+import pandas as pd
+
+TEMPLATE = "report.html.j2"
+
+
+def table(columns, rows, merged=0):
+    return ("table", pd.DataFrame(rows, columns=columns), merged)
+
+
+def spans(frame, merged):
+    """Per row, the cells to draw as (text, rowspan); a merged cell repeated from the row above is None."""
+    rows = frame.astype(str).values.tolist()
+    out = [[(text, 1) for text in row] for row in rows]
+    for col in range(merged):
+        start = 0
+        for i in range(1, len(rows) + 1):
+            # a run of equal cells ends where the value, or any merged cell left of it, changes
+            if i == len(rows) or rows[i][:col + 1] != rows[start][:col + 1]:
+                out[start][col] = (rows[start][col], i - start)
+                for j in range(start + 1, i):
+                    out[j][col] = None
+                start = i
+    return out
 
 
 def to_markdown(blocks):
@@ -14,37 +44,44 @@ def to_markdown(blocks):
         elif kind == "p":
             out.append(block[1])
         elif kind == "table":
-            header, rows = block[1], block[2]
-            out.append("| " + " | ".join(h.replace("|", "\\|") for h in header) + " |")
-            out.append("|" + "---|" * len(header))
-            out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+            frame = block[1]
+            out.append("| " + " | ".join(md_cell(h) for h in frame.columns) + " |")
+            out.append("|" + "---|" * len(frame.columns))
+            out += ["| " + " | ".join("" if c is None else md_cell(c[0]) for c in row) + " |"
+                    for row in spans(frame, block[2])]
         elif kind == "img":
             out.append(f"![{block[2]}]({block[1]})")
+        elif kind == "details":
+            out += [f"**{block[1]}**", "", to_markdown(block[2]).rstrip("\n")]
         out.append("")
     return "\n".join(out)
 
 
-STYLE = ("body{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
-         "table{border-collapse:collapse;margin:1em 0;font-size:0.9em}"
-         "th,td{border:1px solid #ccc;padding:3px 8px;text-align:left}th{background:#f0f0f0}"
-         "img{max-width:100%}figure{margin:1em 0}figcaption{color:#555;font-size:0.9em}")
+def md_cell(text):
+    """A table cell on one line: a prompt's line breaks shown as ⏎; pipes and the < of a <mem-...> answer
+    escaped, so that neither splits the cell nor reads as an HTML tag."""
+    return str(text).replace("|", "\\|").replace("<", "\\<").replace("\n", " ⏎ ")
 
 
-def to_html(blocks, title):
-    body = []
+def to_html(blocks, title, base):
+    """One HTML file that works on its own: every figure (a path relative to `base`) embedded as a data URI."""
+    env = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    template = env.from_string(files(__package__).joinpath(TEMPLATE).read_text())
+    return template.render(title=title, blocks=html_blocks(blocks, Path(base)))
+
+
+def html_blocks(blocks, base):
+    """The blocks as the template reads them: tables as cells with their spans, figures as data URIs."""
+    out = []
     for block in blocks:
         kind = block[0]
-        if kind in ("h1", "h2", "h3"):
-            body.append(f"<{kind}>{html.escape(block[1])}</{kind}>")
-        elif kind == "p":
-            body.append(f"<p>{html.escape(block[1]).replace('`', '')}</p>")
-        elif kind == "table":
-            head = "".join(f"<th>{html.escape(h)}</th>" for h in block[1])
-            rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>"
-                           for row in block[2])
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        if kind == "table":
+            out.append({"kind": kind, "header": list(block[1].columns), "rows": spans(block[1], block[2])})
         elif kind == "img":
-            body.append(f'<figure><img src="{html.escape(block[1])}" alt="{html.escape(block[2])}">'
-                        f"<figcaption>{html.escape(block[2])}</figcaption></figure>")
-    return (f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{html.escape(title)}</title>"
-            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+            data = base64.b64encode((base / block[1]).read_bytes()).decode()
+            out.append({"kind": kind, "src": f"data:image/png;base64,{data}", "caption": block[2]})
+        elif kind == "details":
+            out.append({"kind": kind, "summary": block[1], "blocks": html_blocks(block[2], base)})
+        else:
+            out.append({"kind": kind, "text": block[1].replace("`", "")})
+    return out

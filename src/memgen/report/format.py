@@ -16,6 +16,11 @@ def rate_cell(r, key="success"):
     return f"{pct(r[key])} [{pct(ci[0])}, {pct(ci[1])}] ({k}/{r['n']})"
 
 
+def p_cell(p):
+    """A p-value in two significant digits; '-' where it was not computed."""
+    return "-" if p is None else f"{p:.2g}"
+
+
 def separated(inner, outer):
     """Does the 95 % interval of `inner` lie wholly above that of `outer`?"""
     return bool(inner and outer and inner.get("n") and outer.get("n") and inner["ci95"][0] > outer["ci95"][1])

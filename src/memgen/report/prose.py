@@ -1,6 +1,11 @@
 """The report's fixed paragraphs: what each section measures and how to read it."""
 from ..steering import CONTROL_NAMES
 
+LEAD = ("Does moving the neurons that tell memorization from generalization apart move a model's outputs from "
+        "memorized to generalizing (M->G) and back (G->M)? Success on held-out test probes, at the point chosen on "
+        "val and at the paper's setting, beside the paper's range, the strongest of the 4 controls and the ranking's "
+        "chance level.")
+
 INTRO = ("Every rate below is measured once on held-out test probes, with its 95 % Wilson interval and the count "
          "it rests on (k/n). Everything that was chosen (the checkpoint, the intervention's operating point) was "
          "chosen on val probes; the splits share no prompt and no probe prompt is a training prompt.")

@@ -1,0 +1,46 @@
+"""metrics/headline.json: the few numbers per run that `dvc metrics diff` shows, so that a diff between
+two experiments stays short. Every other number lives in the run's own metric files."""
+from ..steering import DIRECTIONS, TARGETED
+
+DIGITS = 4  # enough to tell runs apart, few enough that a diff reads at a glance
+
+
+def strongest_site(neurons):
+    """(site, its chance stats): the site whose largest |rho| stands furthest above its null's p95.
+
+    Not simply the largest |rho|: by the margin, the pair shown is above chance exactly when the run counts
+    as evidence (some neuron at some site beats its null). Sites without a null come last."""
+    def margin(item):
+        s = item[1]
+        return (s["null_p95"] is not None, s["max_abs_rho"] - (s["null_p95"] or 0.0))
+    return max(neurons["sites"].items(), key=margin)
+
+
+def headline(runs):
+    """{run: {pairs, max_abs_rho, null_p95, m2g: {...}, g2m: {...}}} from {run: {file stem: its JSON}}:
+    13 numbers a run, null where the run has no pairs or a direction no test probe."""
+    return {name: run_headline(run) for name, run in runs.items()}
+
+
+def run_headline(run):
+    pairs = run["probe"]["n_pairs"]
+    site = strongest_site(run["neurons"])[1] if pairs else {"max_abs_rho": None, "null_p95": None}
+    steer = run["steer"]
+    return {"pairs": pairs, "max_abs_rho": rounded(site["max_abs_rho"]), "null_p95": rounded(site["null_p95"]),
+            **{d: direction_headline(steer, d) for d in DIRECTIONS}}
+
+
+def direction_headline(steer, direction):
+    """Targeted success at the chosen point with its 95 % interval, at the paper's setting, and the
+    chosen point's OTHER share; null when the run was not steered."""
+    if "skipped" in steer:
+        return dict.fromkeys(("chosen", "chosen_lo", "chosen_hi", "paper", "other"))
+    chosen = steer["test"]["chosen"][direction][TARGETED]
+    return {"chosen": rounded(chosen["success"]), "chosen_lo": rounded(chosen["ci95"][0]),
+            "chosen_hi": rounded(chosen["ci95"][1]),
+            "paper": rounded(steer["test"]["paper"][direction][TARGETED]["success"]),
+            "other": rounded(chosen["other"])}
+
+
+def rounded(x):
+    return None if x is None else round(x, DIGITS)

@@ -1,0 +1,108 @@
+"""The report on a small hand-made context: the headline numbers, the answer table's verdicts, and the
+two renderings (Markdown linking its figures, HTML embedding them)."""
+import json
+import re
+
+import pytest
+
+from memgen.report import Context
+from memgen.report.document import table, to_html, to_markdown
+from memgen.report.headline import headline
+from memgen.report.sections import answer_section
+from memgen.stats import wilson_interval
+from memgen.steering import CONTROLS, DIRECTIONS, TARGETED
+
+
+def rates(k, n, other=0.0, **extra):
+    return {"n": n, "k": k, "success": k / n if n else None, "ci95": list(wilson_interval(k, n)), "other": other,
+            **extra}
+
+
+def measured_at(targeted, control_k):
+    """One setting's measurements: the targeted steer and four controls, every direction alike."""
+    n = targeted["n"]
+    return {d: {TARGETED: targeted, **{c: rates(control_k[c], n) for c in CONTROLS}} for d in DIRECTIONS}
+
+
+def run(pairs, sites, steer):
+    return {"probe": {"n_pairs": pairs}, "neurons": {"sites": sites}, "steer": steer}
+
+
+def site(max_abs_rho, null_p95):
+    return {"max_abs_rho": max_abs_rho, "null_p95": null_p95, "n_above": int(max_abs_rho > null_p95)}
+
+
+QUIET = dict.fromkeys(CONTROLS, 1)
+
+
+@pytest.fixture
+def runs():
+    return {
+        # mlp_in holds the largest |rho|, resid_post the largest margin over its null
+        "f/strong/r0": run(50, {"mlp_in": site(0.61234567, 0.6), "resid_post": site(0.5, 0.2)}, {
+            "searched": True, "above_chance": True,
+            "test": {"chosen": measured_at(rates(80, 100, other=0.0512345), {**QUIET, "random": 2}),
+                     "paper": measured_at(rates(70, 100), QUIET)}}),
+        "f/chance/r0": run(40, {"mlp_in": site(0.02, 0.03), "resid_post": site(0.01, 0.03)}, {
+            "searched": False, "above_chance": False,
+            "test": {s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}}),
+        "f/empty/r0": run(0, {"mlp_in": site(0.0, 0.0), "resid_post": site(0.0, 0.0)},
+                          {"skipped": "no MEM/GEN pairs were found on the probes"}),
+    }
+
+
+def test_headline_numbers(runs):
+    h = headline(runs)
+    strong = h["f/strong/r0"]
+    assert (strong["pairs"], strong["max_abs_rho"], strong["null_p95"]) == (50, 0.5, 0.2)  # the widest margin
+    lo, hi = wilson_interval(80, 100)
+    assert strong["m2g"] == {"chosen": 0.8, "chosen_lo": round(lo, 4), "chosen_hi": round(hi, 4), "paper": 0.7,
+                             "other": 0.0512}
+    assert h["f/chance/r0"]["max_abs_rho"] == 0.02 and h["f/chance/r0"]["g2m"]["chosen"] == 0.01
+    empty = h["f/empty/r0"]
+    assert empty["pairs"] == 0 and empty["max_abs_rho"] is None and set(empty["g2m"].values()) == {None}
+
+    numbers = re.findall(r": (-?[0-9.]+|null)[,\n]", json.dumps(h, indent=1) + "\n")
+    assert len(numbers) == 3 * 13  # the default run's 3 runs stay under ~40 numbers
+    assert all(len(x.split(".")[-1]) <= 4 for x in numbers if "." in x)
+
+
+def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
+    runs["f/strong/r0"]["steer"]["test"]["chosen"]["m2g"]["random"]["p_exact"] = 1.234e-9
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    blocks = answer_section(ctx)
+    assert [b[0] for b in blocks] == ["h1", "p", "p", "table", "img"]
+    assert blocks[2][1].startswith("1 of 3 runs rank neurons above chance")
+    frame = blocks[3][1].set_index(["run", "direction"])
+    strong = frame.loc[("f/strong/r0", "M->G")]
+    assert strong["chosen point: success % [95 % CI] (k/n)"].startswith("80.0 [")
+    assert strong["highest control at the chosen point"].startswith("random (authors'): 2.0 [")
+    assert strong["p (exact) vs it"] == "1.2e-09"
+    assert frame.loc[("f/strong/r0", "G->M"), "p (exact) vs it"] == "-"  # not computed: said as such
+    assert strong["verdict"] == ("chosen 80 %: above every control, within the paper's range; "
+                                 "the paper's setting 70 %: within the paper's range")
+    assert frame.loc[("f/strong/r0", "G->M"), "verdict"].endswith("the paper's setting 70 %: above the paper's range")
+    assert frame.loc[("f/strong/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.500 vs 0.200 (resid_post)"
+    assert frame.loc[("f/chance/r0", "M->G"), "verdict"] == "ranking at chance: not evidence"
+    assert frame.loc[("f/chance/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.020 vs 0.030 (mlp_in): at chance"
+    assert frame.loc[("f/empty/r0", "G->M"), "verdict"] == "no MEM/GEN pairs: not steered"
+    assert (tmp_path / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_html_stands_alone_and_markdown_links(tmp_path):
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "a.png").write_bytes(b"\x89PNG fake")
+    blocks = [("h1", "title"), ("p", "a <b> & `c`"),
+              table(["run", "direction", "value"], [["r0", "M->G", "1"], ["r0", "G->M", "2"], ["r1", "M->G", "3"]],
+                    merged=1),
+              ("details", "long table", [table(["x"], [["a\nb"]])]),
+              ("img", "figures/a.png", "caption")]
+    page = to_html(blocks, "t", tmp_path)
+    assert 'src="data:image/png;base64,iVBORyBmYWtl"' in page and "figures/a.png" not in page
+    assert "<p>a &lt;b&gt; &amp; c</p>" in page
+    assert '<td rowspan="2">r0</td>' in page and page.count("<td>r0</td>") == 0 and "<td>r1</td>" in page
+    assert "<details><summary>long table</summary>" in page
+    md = to_markdown(blocks)
+    assert "![caption](figures/a.png)" in md
+    assert "| r0 | M->G | 1 |\n|  | G->M | 2 |\n| r1 | M->G | 3 |" in md
+    assert "**long table**\n\n| x |" in md and "| a ⏎ b |" in md
