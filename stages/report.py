@@ -15,7 +15,8 @@ from memgen.report.overlays import run_names, write_overlays
 def main():
     params = load_params()
     rs = params.section("runs")
-    write_overlays(run_names(rs.list("families"), rs.list("tasks"), rs.list("replicates"), rs.list("multitask")))
+    write_overlays(run_names(rs.list("families"), rs.list("tasks"), rs.list("replicates"),
+                             rs.list("multitask", min_len=0)))
     with atomic_path("metrics/figures", is_dir=True) as figures:  # no figure of an earlier report stays behind
         ctx = read_context(params, figures)
         blocks, summary = build(ctx)
