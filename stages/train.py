@@ -4,6 +4,7 @@ Model "multitask": one model on every task of `runs.tasks`, its val probes from 
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
+from memgen.model_card import write_model_card
 from memgen.paths import MULTITASK, data_dir
 from memgen.plots import write_csv
 from memgen.run import run_command
@@ -66,6 +67,7 @@ def main(run):
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)
+        write_model_card(out, run, cfg, chosen, codec, examples)
     write_csv(run.plot_path("train_curve"), curve)
     write_json(run.metrics_dir / "train.json", {"chosen_step": chosen["step"], **{
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})
