@@ -7,6 +7,7 @@ from dvclive import Live
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
+from memgen.model_card import write_model_card
 from memgen.paths import MULTITASK, data_dir
 from memgen.run import run_command
 from memgen.training import rebalance, train
@@ -80,6 +81,7 @@ def main(run):
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)
+        write_model_card(out, run, cfg, chosen, codec, examples)
     write_json(run.metrics_dir / "train.json", {"chosen_step": chosen["step"], **{
         k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs", "loss")}})
 

@@ -1,5 +1,8 @@
+import os
+
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_json, read_tensor_metadata, read_tensors, sort_json_lists, write_json, write_tensors
@@ -25,6 +28,25 @@ def test_a_failed_directory_keeps_the_old_one(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["model"]
     assert (target / "weights").read_text() == "v1"
     assert oct(target.stat().st_mode & 0o777) != oct(0o700)  # not left private like a temp dir
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_written_files_get_the_umask_modes(tmp_path, umask):
+    """Weights come out like every other file (safetensors alone would write them 0600)."""
+    old = os.umask(umask)
+    try:
+        write_tensors(tmp_path / "t.safetensors", {"x": torch.zeros(2)})
+        write_json(tmp_path / "a.json", {"b": 1})
+        with atomic_path(tmp_path / "model", is_dir=True) as tmp:
+            save_file({"x": torch.zeros(2)}, str(tmp / "model.safetensors"))
+            (tmp / "sub").mkdir()
+            (tmp / "sub" / "config.json").write_text("{}")
+    finally:
+        os.umask(old)
+    modes = {p.relative_to(tmp_path).as_posix(): p.stat().st_mode & 0o777 for p in tmp_path.rglob("*")}
+    files, dirs = 0o666 & ~umask, 0o777 & ~umask
+    assert modes == {"t.safetensors": files, "a.json": files, "model": dirs, "model/model.safetensors": files,
+                     "model/sub": dirs, "model/sub/config.json": files}
 
 
 def test_round_trips_and_clear_errors(tmp_path):

@@ -1,12 +1,15 @@
 """The llama family: the embedded base, LoRA training and saving, and the base checks."""
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
 from memgen.errors import UserError
-from memgen.families.llama import check_base_source, convert_base, embedded_gguf
+from memgen.families.llama import LOAD_SETTINGS, check_base_source, convert_base, embedded_gguf
 
 
 def test_embedded_base_converts_without_changing_logits(tmp_path):
@@ -19,6 +22,33 @@ def test_embedded_base_converts_without_changing_logits(tmp_path):
     ids = torch.tensor([tokenizer.encode("Input:\n12+7+30+5\nTarget:\n")])
     with torch.no_grad():
         assert torch.equal(converted(ids).logits, loaded(ids).logits)
+
+
+SAVE_TOKENIZER = """
+import sys
+from transformers import AutoTokenizer
+from memgen.families.llama import embedded_gguf, save_tokenizer
+gguf = embedded_gguf()
+save_tokenizer(AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name), sys.argv[1])
+"""
+
+
+def test_base_tokenizer_files_do_not_depend_on_the_environment(tmp_path):
+    """The base's tokenizer, saved offline (HF_HUB_OFFLINE=1 used to be recorded as local_files_only)
+    and online, is the same bytes, so the base hashes the same anywhere. Only the tokenizer is built
+    here: the whole base takes ~20 s a build, and its model files never recorded the environment."""
+    plain = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
+    offline = {**plain, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home")}
+    for name, env in (("plain", plain), ("offline", offline)):
+        subprocess.run([sys.executable, "-c", SAVE_TOKENIZER, str(tmp_path / name)], env=env, check=True,
+                       capture_output=True, timeout=300)
+    saved = {name: {p.name: p.read_bytes() for p in (tmp_path / name).iterdir()} for name in ("plain", "offline")}
+    assert "tokenizer_config.json" in saved["plain"] and "tokenizer.json" in saved["plain"]
+    assert saved["plain"] == saved["offline"]
+    assert not set(LOAD_SETTINGS) & set(json.loads(saved["plain"]["tokenizer_config.json"]))
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "plain")  # still loads, and reads text as before
+    assert tokenizer.encode("Input:\n12+7\nTarget:\n") == AutoTokenizer.from_pretrained(
+        embedded_gguf().parent, gguf_file=embedded_gguf().name).encode("Input:\n12+7\nTarget:\n")
 
 
 def tiny_base(path):

