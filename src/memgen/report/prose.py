@@ -30,7 +30,8 @@ CONTROLS = ("Each control moves as many neurons as the targeted steer, at the sa
             f"ranked neurons moved along their own vector; {CONTROL_NAMES['random_sign']}: the top neurons with their "
             "shift sizes and random signs. With the adaptive strength each control takes, prompt by prompt, the "
             "alpha at which the targeted shift moved that prompt (the ladder's largest where it did not): the same "
-            "dose along another direction.")
+            "dose along another direction. Beside each control's rate, p: the one-sided Fisher exact test that the "
+            "targeted steer's success rate exceeds that control's.")
 
 TWO_WAYS = ("Success two ways: the exact target answer (the paper's measure) and the route: the output left the "
             "source behaviour at all (no longer the memorized code for M->G, no longer the rule's answer for G->M), "

@@ -3,7 +3,7 @@ file the pipeline wrote, read once (see __init__.py)."""
 import pandas as pd
 
 from ..stats import mean_and_spread
-from ..steering import ARMS, CONTROL_NAMES, CONTROLS, DIRECTIONS, TARGETED
+from ..steering import CONTROL_NAMES, CONTROLS, DIRECTIONS, TARGETED
 from . import paper, prose
 from .document import table
 from .figures import controls_figure, dose_response_panels, layer_panels, lines_figure
@@ -167,7 +167,7 @@ def controls_section(ctx, setting):
         for d in DIRECTIONS:
             t = tests[d]
             point = s["operating_point"][d]["point"] if setting == "chosen" else s["paper_point"]
-            rows.append([n, ARROW[d], point_cell(point), *[rate_cell(t[a]) for a in ARMS],
+            rows.append([n, ARROW[d], point_cell(point), rate_cell(t[TARGETED]), *[control_cell(t[c]) for c in CONTROLS],
                          pct(t[TARGETED]["other"]), beats_every_control(t),
                          "" if ctx.above_chance(n) else "not evidence (at chance)"])
     if setting == "chosen":
@@ -179,6 +179,12 @@ def controls_section(ctx, setting):
     return [("h2", title), ("p", lead),
             table(["run", "direction", "point", TARGETED, *[CONTROL_NAMES[c] for c in CONTROLS],
                    "OTHER % (targeted)", "CI above every control", "note"], rows, merged=1), *figure]
+
+
+def control_cell(rates):
+    """A control's rate with the exact test's p-value that the targeted steer beats it."""
+    cell = rate_cell(rates)
+    return cell if cell == "-" or rates.get("p_exact") is None else f"{cell}, p {p_cell(rates['p_exact'])}"
 
 
 def beats_every_control(tests):
