@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import click
 
+from .distributed import process_device, read_parallel, relaunch_if_asked
 from .errors import OneLineCommand, UserError, run_main
 from .families import Family, get_family, pick_device
 from .params import derive_seed, load_params
@@ -56,7 +57,7 @@ class Run:
         return derive_seed(self.params.int("seed", lo=0), self.family, self.model, self.rep)
 
     def device(self):
-        return pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda")))
+        return process_device(pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda"))))
 
     def load_model(self):
         """This run's trained model (eval mode) and codec."""
@@ -86,14 +87,21 @@ class Run:
         return "/".join(run_parts(self.family, self.model, self.rep, self.task_name))
 
 
-def run_command(main):
+def run_command(main, parallel=False):
     """The command line of a per-run stage, `FAMILY MODEL REP [TASK]`, calling main(run). MODEL is
-    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL."""
+    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL.
+    parallel: the stage shares its work out when params `parallel.num_processes` > 1, so it
+    re-launches itself as that many processes (after its params are checked, so a mistake is one line)."""
     @click.command(cls=OneLineCommand, help=main.__doc__)
     @click.argument("family")
     @click.argument("model")
     @click.argument("rep", type=int)
     @click.argument("task", required=False)
     def cli(family, model, rep, task):
-        run_main(lambda: main(Run.open(family, model, rep, task)))
+        def start():
+            run = Run.open(family, model, rep, task)
+            if parallel:
+                relaunch_if_asked(read_parallel(run.params))
+            main(run)
+        run_main(start)
     return cli

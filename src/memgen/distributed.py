@@ -1,0 +1,96 @@
+"""More than one process: the params switch, the re-launch under torch.distributed.run, and whole
+batches shared out between the processes and gathered back in their original order.
+
+One process (the default) never starts torch.distributed: every helper here is then the identity."""
+import os
+import sys
+from dataclasses import dataclass
+
+import torch
+
+MIXED_PRECISION = ("no", "fp16", "bf16")
+
+
+@dataclass(frozen=True)
+class Parallel:
+    num_processes: int = 1
+    mixed_precision: str = "no"
+    gradient_accumulation_steps: int = 1
+
+    @property
+    def plain(self):
+        """The default: one process, full precision, one step per batch (today's plain loop)."""
+        return self == Parallel()
+
+
+def read_parallel(params):
+    """params `parallel`; an absent section or key takes the default."""
+    if params.raw("parallel", None) is None:
+        return Parallel()
+    p = params.section("parallel")
+    return Parallel(p.int("num_processes", lo=1, default=1),
+                    p.str("mixed_precision", choices=MIXED_PRECISION, default="no"),
+                    p.int("gradient_accumulation_steps", lo=1, default=1))
+
+
+def launched():
+    """Whether this process was started by the launcher (it sets LOCAL_RANK)."""
+    return "LOCAL_RANK" in os.environ
+
+
+def launch_command(num_processes, argv):
+    """The command starting `argv` (a script and its arguments) as num_processes processes.
+    torch.distributed.run, not `accelerate launch`: on CPU the latter starts one process (its
+    multi-CPU mode wants mpirun); --standalone picks a free port, so runs side by side never clash."""
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}", *argv]
+
+
+def relaunch_if_asked(parallel):
+    """Replace this process by num_processes copies of itself, unless one or already launched."""
+    if parallel.num_processes > 1 and not launched():
+        cmd = launch_command(parallel.num_processes, sys.argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execv(cmd[0], cmd)
+
+
+def state():
+    """accelerate's process state (it joins the process group once: gloo on CPU, nccl on CUDA)."""
+    from accelerate import PartialState
+    return PartialState(cpu=not torch.cuda.is_available())
+
+
+def world():
+    """(this process's index, number of processes)."""
+    if not launched():
+        return 0, 1
+    s = state()
+    return s.process_index, s.num_processes
+
+
+def is_main():
+    """Only the main process writes outputs and draws progress."""
+    return world()[0] == 0
+
+
+def process_device(device):
+    """Each launched process on CUDA gets its own GPU."""
+    if launched() and device.type == "cuda":
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+    return device
+
+
+def my_batches(batches):
+    """(index, batch) of the batches this process computes: batch i goes to process i mod N, so each
+    is computed whole, with the padding and shapes one process would give it."""
+    rank, n = world()
+    return [(i, b) for i, b in enumerate(batches) if i % n == rank]
+
+
+def gather_in_order(results):
+    """(index, result) pairs from every process -> all the results, in index order, on every process.
+    Results must be picklable and off the GPU."""
+    if world()[1] > 1:
+        from accelerate.utils import gather_object
+        results = sorted(gather_object(results), key=lambda pair: pair[0])
+    return [r for _, r in results]
