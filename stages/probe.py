@@ -1,6 +1,8 @@
-"""Stage probe: decode the probe groups, label MEM / GEN / OTHER, keep the MEM/GEN pairs."""
+"""Stage probe: decode the probe groups, label MEM / GEN / OTHER, keep the MEM/GEN pairs.
+With params `parallel.num_processes` > 1 the processes share the batches out."""
 
 from memgen.behaviour import find_pairs, first_groups, run_probes, summarise
+from memgen.distributed import is_main
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.pairs import write_pairs
 from memgen.run import run_command
@@ -13,6 +15,8 @@ def main(run):
     model, codec = run.load_model()
 
     outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}")
+    if not is_main():  # every process holds all the outputs; one writes them
+        return
     rows = [{**p, "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
     write_jsonl(run.run_dir / "probe_outputs.jsonl", rows)
     write_pairs(run.run_dir / "pairs.json", probes, find_pairs(probes, labels))
@@ -20,4 +24,4 @@ def main(run):
 
 
 if __name__ == "__main__":
-    run_command(main)()
+    run_command(main, parallel=True)()

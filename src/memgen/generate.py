@@ -1,6 +1,7 @@
 """Batched greedy decoding with left padding and a KV cache; batched prompt-end forward passes."""
 import torch
 
+from .distributed import gather_in_order, is_main, my_batches
 from .progress import progress_bar
 
 
@@ -24,33 +25,40 @@ def batches(items, size):
 @torch.no_grad()
 def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None, on_step=None):
     """The greedy continuation of each prompt, decoded up to EOS. on_step(k), if given, is called
-    before each forward call: k = 0 for the prompt, k for the call that reads the k-th new token."""
+    before each forward call: k = 0 for the prompt, k for the call that reads the k-th new token.
+    With more than one process each decodes its share of the batches; all get every output, in order."""
     device = next(model.parameters()).device
-    outputs = []
     on_step = on_step or (lambda k: None)
-    with progress_bar(desc, total=len(prompts)) as advance:
-        for batch in batches(prompts, batch_size):
-            ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
-            on_step(0)
-            out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
-            generated = []
-            done = torch.zeros(len(batch), dtype=torch.bool, device=device)
-            for step in range(max_new_tokens):
-                token = out.logits[:, -1, :].argmax(-1)
-                token = torch.where(done, torch.full_like(token, codec.eos_id), token)
-                generated.append(token)
-                done |= token == codec.eos_id
-                if bool(done.all()) or step == max_new_tokens - 1:
-                    break
-                mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
-                pos = pos[:, -1:] + 1
-                on_step(step + 1)
-                out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
-                            cache=out.cache, use_cache=True)
-            tokens = torch.stack(generated, dim=1).tolist()
-            outputs += [codec.text(row) for row in tokens]
+    mine = my_batches(list(batches(prompts, batch_size)))
+    done = []
+    with progress_bar(desc if is_main() else None, total=sum(len(b) for _, b in mine)) as advance:
+        for i, batch in mine:
+            done.append((i, decode_batch(model, codec, batch, max_new_tokens, device, on_step)))
             advance(len(batch))
-    return outputs
+    return [text for outputs in gather_in_order(done) for text in outputs]
+
+
+def decode_batch(model, codec, batch, max_new_tokens, device, on_step):
+    """The greedy continuations of one batch of prompts, left padded together."""
+    ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
+    on_step(0)
+    out = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=True)
+    generated = []
+    done = torch.zeros(len(batch), dtype=torch.bool, device=device)
+    for step in range(max_new_tokens):
+        token = out.logits[:, -1, :].argmax(-1)
+        token = torch.where(done, torch.full_like(token, codec.eos_id), token)
+        generated.append(token)
+        done |= token == codec.eos_id
+        if bool(done.all()) or step == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
+        pos = pos[:, -1:] + 1
+        on_step(step + 1)
+        out = model(input_ids=token[:, None], attention_mask=mask, position_ids=pos,
+                    cache=out.cache, use_cache=True)
+    tokens = torch.stack(generated, dim=1).tolist()
+    return [codec.text(row) for row in tokens]
 
 
 @torch.no_grad()
