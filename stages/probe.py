@@ -2,7 +2,7 @@
 With params `parallel.num_processes` > 1 the processes share the batches out."""
 
 from memgen.behaviour import find_pairs, first_groups, run_probes, summarise
-from memgen.distributed import is_main
+from memgen.distributed import is_main, read_parallel, relaunch_if_asked
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.pairs import write_pairs
 from memgen.run import run_command
@@ -11,6 +11,7 @@ from memgen.run import run_command
 def main(run):
     batch_size = run.params.section("probe").int("batch_size", lo=1)
     max_groups = run.family_params.section("probe").int("max_groups", lo=1)
+    relaunch_if_asked(read_parallel(run.params))  # once its params are checked: a mistake is one line
     probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), max_groups)
     model, codec = run.load_model()
 
@@ -24,4 +25,4 @@ def main(run):
 
 
 if __name__ == "__main__":
-    run_command(main, parallel=True)()
+    run_command(main)()

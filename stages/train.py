@@ -1,10 +1,12 @@
 """Stage train: one model per (family, task, replicate), checkpoint chosen by pair yield.
 Model "multitask": one model on every task of `runs.tasks`, its val probes from all of them.
 Each checkpoint's loss and val shares are logged with DVCLive as training runs, so
-`dvc plots show metrics/plots/train_curve/<run>` draws the curves before the stage ends."""
+`dvc plots show metrics/plots/train_curve/<run>` draws the curves before the stage ends.
+With params `parallel` asking for more processes, mixed precision or accumulation, it trains through accelerate."""
 from dvclive import Live
 
 from memgen.behaviour import first_groups
+from memgen.distributed import is_main, read_parallel, relaunch_if_asked
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.model_card import write_model_card
@@ -66,6 +68,12 @@ def main(run):
     fp = run.family_params
     cfg = train_settings(fp, run.model)
     run.plugin.check(fp)
+    parallel = read_parallel(run.params)
+    slices = parallel.num_processes * parallel.gradient_accumulation_steps
+    if cfg["batch_size"] % slices:
+        raise UserError(f"params: '{fp.prefix}.train.batch_size' ({cfg['batch_size']}) must split evenly over "
+                        f"parallel.num_processes x gradient_accumulation_steps ({slices})")
+    relaunch_if_asked(parallel)
     device = run.device()
 
     examples, val = training_data(run, cfg["eval_groups"])
@@ -74,10 +82,13 @@ def main(run):
     texts = [e["prompt"] + e["target"] for e in examples] + [p[k] for p in val for k in ("prompt", "mem", "gen")]
     model, codec, save = run.plugin.new_model(fp, texts, seed=run.seed)
     model.to(device)
+    if not is_main():  # it trains its slice of each batch; the main process logs and writes
+        train(model, codec, run.task, examples, val, cfg, run.seed, desc=None, parallel=parallel)
+        return
     with Live(dir=str(run.plot_path("train_curve", ext=None)), save_dvc_exp=False, dvcyaml=None, report=None,
               monitor_system=False) as live:
         _, chosen = train(model, codec, run.task, examples, val, cfg, run.seed, desc=f"train {run.model_dir}",
-                          on_eval=lambda row: log_checkpoint(live, row))
+                          on_eval=lambda row: log_checkpoint(live, row), parallel=parallel)
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)

@@ -11,7 +11,7 @@ _console = Console(stderr=True, soft_wrap=True)
 def progress_bar(desc, total):
     """Yield advance(n); with desc=None nothing is drawn (inner loops, tests)."""
     if desc is None:
-        yield lambda n=1: None
+        yield lambda n=1, note=None: None
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[note]}"))

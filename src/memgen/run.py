@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import click
 
-from .distributed import process_device, read_parallel, relaunch_if_asked
+from .distributed import process_device
 from .errors import OneLineCommand, UserError, run_main
 from .families import Family, get_family, pick_device
 from .params import derive_seed, load_params
@@ -87,21 +87,14 @@ class Run:
         return "/".join(run_parts(self.family, self.model, self.rep, self.task_name))
 
 
-def run_command(main, parallel=False):
+def run_command(main):
     """The command line of a per-run stage, `FAMILY MODEL REP [TASK]`, calling main(run). MODEL is
-    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL.
-    parallel: the stage shares its work out when params `parallel.num_processes` > 1, so it
-    re-launches itself as that many processes (after its params are checked, so a mistake is one line)."""
+    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL."""
     @click.command(cls=OneLineCommand, help=main.__doc__)
     @click.argument("family")
     @click.argument("model")
     @click.argument("rep", type=int)
     @click.argument("task", required=False)
     def cli(family, model, rep, task):
-        def start():
-            run = Run.open(family, model, rep, task)
-            if parallel:
-                relaunch_if_asked(read_parallel(run.params))
-            main(run)
-        run_main(start)
+        run_main(lambda: main(Run.open(family, model, rep, task)))
     return cli

@@ -4,6 +4,7 @@ import math
 import torch
 
 from .behaviour import run_probes, summarise
+from .distributed import Parallel
 from .progress import log, progress_bar
 
 
@@ -64,28 +65,73 @@ def is_better(row, best, max_other):
     return row["other"] <= best["other"]
 
 
-def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None):
+def global_batches(data, batch_size, seed):
+    """The training batches, endlessly, in a seeded order reshuffled whenever the rest cannot fill one."""
+    order = torch.Generator().manual_seed(seed)
+    perm, cursor = torch.randperm(len(data), generator=order), 0
+    while True:
+        if cursor + batch_size > len(data):
+            perm, cursor = torch.randperm(len(data), generator=order), 0
+        yield [data[i] for i in perm[cursor:cursor + batch_size].tolist()]
+        cursor += batch_size
+
+
+class Checkpoints:
+    """Measures the model on the val probes at each checkpoint and keeps the best one's weights.
+    With several processes each decodes its share of the probes and all get every label, so all
+    keep the same checkpoint."""
+
+    def __init__(self, codec, task, val_probes, cfg, desc, on_eval, show):
+        self.codec, self.task, self.val_probes, self.cfg = codec, task, val_probes, cfg
+        self.desc, self.on_eval, self.show = desc, on_eval, show
+        self.curve, self.best, self.best_state = [], None, None
+
+    def due(self, step):
+        return step % self.cfg["eval_every"] == 0 or step == self.cfg["steps"]
+
+    def measure(self, model, step, losses, advance):
+        model.eval()
+        _, labels = run_probes(model, self.codec, self.task, self.val_probes, self.cfg["eval_batch_size"])
+        row = {"step": step, "loss": sum(losses) / len(losses), **summarise(self.val_probes, labels)}
+        self.curve.append(row)
+        if self.on_eval:
+            self.on_eval(row)
+        if is_better(row, self.best, self.cfg["max_other"]):
+            self.best = row
+            self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+        note = (f"loss {row['loss']:.3f} mem {row['mem']:.2f} gen {row['gen']:.2f} "
+                f"other {row['other']:.2f} yield {row['pair_yield']:.2f}")
+        advance(0, note=note)
+        if self.show:
+            log(f"{self.desc} step {step}: {note}")
+
+    def finish(self, model):
+        """Load the chosen checkpoint's weights; (curve, chosen row)."""
+        model.load_state_dict(self.best_state, strict=False)
+        model.eval()
+        return self.curve, self.best
+
+
+def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None, parallel=Parallel()):
     """Train in place; load the chosen checkpoint's weights at the end. Returns (curve, chosen row).
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
+    parallel: more than one process, mixed precision or gradient accumulation train through accelerate.
 
     cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other.
     """
+    if not parallel.plain:
+        return train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel)
     device = next(model.parameters()).device
     data = encode_examples(codec, examples)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-    order = torch.Generator().manual_seed(seed)
-    perm, cursor = torch.randperm(len(data), generator=order), 0
-    curve, best, best_state, losses = [], None, None, []
+    draw = global_batches(data, cfg["batch_size"], seed)
+    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval, show=True), []
 
     with progress_bar(desc, total=cfg["steps"]) as advance:
         for step in range(1, cfg["steps"] + 1):
             model.train()
-            if cursor + cfg["batch_size"] > len(data):
-                perm, cursor = torch.randperm(len(data), generator=order), 0
-            batch = [data[i] for i in perm[cursor:cursor + cfg["batch_size"]].tolist()]
-            cursor += cfg["batch_size"]
-            ids, mask, labels = right_pad(batch, codec.pad_id, device)
+            ids, mask, labels = right_pad(next(draw), codec.pad_id, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step - 1, cfg["steps"], cfg["warmup"], cfg["lr"])
             loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
@@ -95,23 +141,73 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
             optimizer.step()
             losses.append(loss.item())
 
-            if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
-                model.eval()
-                _, labels_ = run_probes(model, codec, task, val_probes, cfg["eval_batch_size"])
-                row = {"step": step, "loss": sum(losses) / len(losses), **summarise(val_probes, labels_)}
+            if checkpoints.due(step):
+                checkpoints.measure(model, step, losses, advance)
                 losses = []
-                curve.append(row)
-                if on_eval:
-                    on_eval(row)
-                if is_better(row, best, cfg["max_other"]):
-                    best = row
-                    best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-                note = (f"loss {row['loss']:.3f} mem {row['mem']:.2f} gen {row['gen']:.2f} "
-                        f"other {row['other']:.2f} yield {row['pair_yield']:.2f}")
-                advance(0, note=note)
-                log(f"{desc} step {step}: {note}")
             advance(1)
+    return checkpoints.finish(model)
 
-    model.load_state_dict(best_state, strict=False)
-    model.eval()
-    return curve, best
+
+def n_targets(rows):
+    """Target tokens the loss counts in these rows (the labels past the first position: the model
+    predicts token t from those before it)."""
+    return sum(sum(y != -100 for y in labels[1:]) for _, labels in rows)
+
+
+def target_loss_sum(model, rows, pad_id, device):
+    """The summed cross-entropy over the rows' target tokens."""
+    ids, mask, labels = right_pad(rows, pad_id, device)
+    logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1]
+    return torch.nn.functional.cross_entropy(logits.flatten(0, 1).float(), labels[:, 1:].flatten(),
+                                             ignore_index=-100, reduction="sum")
+
+
+def train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel):
+    """The same training through accelerate: every process draws the same global batch and takes
+    its slice, in gradient_accumulation_steps micro-batches. The loss each micro-batch backpropagates
+    is its summed target loss over the global batch's target count, scaled up by what DDP (the mean
+    over processes) and accelerate (the mean over micro-batches) divide by, so the step's gradient is
+    that of the global batch's mean loss: the plain loop's, up to float rounding."""
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(mixed_precision=parallel.mixed_precision,
+                              gradient_accumulation_steps=parallel.gradient_accumulation_steps,
+                              cpu=not torch.cuda.is_available())
+    n, k = accelerator.num_processes, parallel.gradient_accumulation_steps
+    share = cfg["batch_size"] // n
+    micro = share // k
+    data = encode_examples(codec, examples)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    model = accelerator.unwrap_model(wrapped)  # decoding and checkpoints use the model itself
+    draw = global_batches(data, cfg["batch_size"], seed)
+    main = accelerator.is_main_process
+    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval if main else None, show=main), []
+
+    with progress_bar(desc if main else None, total=cfg["steps"]) as advance:
+        for step in range(1, cfg["steps"] + 1):
+            wrapped.train()
+            batch = next(draw)
+            mine = batch[accelerator.process_index * share:(accelerator.process_index + 1) * share]
+            count = n_targets(batch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(step - 1, cfg["steps"], cfg["warmup"], cfg["lr"])
+            total = torch.zeros((), device=accelerator.device)
+            for m in range(k):
+                with accelerator.accumulate(wrapped):
+                    loss_sum = target_loss_sum(wrapped, mine[m * micro:(m + 1) * micro], codec.pad_id,
+                                               accelerator.device)
+                    accelerator.backward(loss_sum * n * k / count)
+                    if accelerator.sync_gradients:
+                        accelerator.clip_grad_norm_(trainable, 1.0)
+                    optimizer.step()
+                    optimizer.zero_grad(set_to_none=True)
+                total += loss_sum.detach()
+            losses.append((accelerator.reduce(total, "sum") / count).item())
+
+            if checkpoints.due(step):
+                checkpoints.measure(model, step, losses, advance)
+                losses = []
+            advance(1)
+    return checkpoints.finish(model)
