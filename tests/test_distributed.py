@@ -13,6 +13,7 @@ from memgen import distributed
 from memgen.families import BUILT_IN
 from memgen.io import read_jsonl
 from memgen.distributed import Parallel
+from memgen.pairs import write_pairs
 from memgen.params import Params
 from memgen.splits import draw_dataset
 from memgen.tasks import load_task
@@ -92,6 +93,26 @@ def test_probe_with_two_processes_writes_what_one_writes(probe_workdir):
     assert written[1] == written[2]
     outputs = [row["output"] for row in read_jsonl(workdir / PROBE_OUTPUTS[0])]
     assert len(outputs) == 51 and len(set(outputs)) > 10  # the model answers prompt by prompt
+
+
+def test_extract_with_two_processes_captures_what_one_captures(probe_workdir):
+    """The states of 25 pairs (4 batches of 8 per side) at every site and layer, byte for byte:
+    each batch is computed whole, as one process computes it."""
+    workdir, data = probe_workdir
+    probes = read_jsonl(workdir / "data/tasks/cipher/probe.jsonl")[:50]
+    write_pairs(workdir / "data/runs/gpt2/cipher/r0/pairs.json", probes, [(i, i + 1) for i in range(0, 50, 2)])
+    store = workdir / "data/runs/gpt2/cipher/r0/activations.safetensors"
+    written = {}
+    for n in (1, 2):
+        data["parallel"]["num_processes"] = n
+        write_params(workdir, data)
+        result = run_stage(workdir, "stages/extract.py", "gpt2", "cipher", "0")
+        assert result.returncode == 0, result.stderr
+        written[n] = store.read_bytes()
+    assert written[1] == written[2]
+    states = load_file(store)
+    assert states["resid_post/mem"].shape == (25, 2, 32) and not torch.equal(states["resid_post/mem"][0],
+                                                                              states["resid_post/mem"][1])
 
 
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two"])

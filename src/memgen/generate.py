@@ -62,11 +62,18 @@ def decode_batch(model, codec, batch, max_new_tokens, device, on_step):
 
 
 @torch.no_grad()
-def forward_prompts(model, codec, prompts, batch_size, desc=None):
-    """One forward pass over each batch of prompts (hooks on the model see the prompt ends)."""
+def forward_prompts(model, codec, prompts, batch_size, desc=None, after_batch=None):
+    """One forward pass over each batch of prompts (hooks on the model see the prompt ends).
+    after_batch(), if given, is called after each batch; what it returns comes back, one per batch,
+    in order. With more than one process each runs its share of the batches; all get every result."""
     device = next(model.parameters()).device
-    with progress_bar(desc, total=len(prompts)) as advance:
-        for batch in batches(prompts, batch_size):
+    after_batch = after_batch or (lambda: None)
+    mine = my_batches(list(batches(prompts, batch_size)))
+    done = []
+    with progress_bar(desc if is_main() else None, total=sum(len(b) for _, b in mine)) as advance:
+        for i, batch in mine:
             ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
             model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)
+            done.append((i, after_batch()))
             advance(len(batch))
+    return gather_in_order(done)

@@ -43,14 +43,18 @@ def capture_last(modules, store):
 def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc=None):
     """{site: [len(prompts), layers, width]} float32 states at the last prompt token, every site in one pass."""
     stores = {site: [[] for _ in modules] for site, modules in modules_by_site.items()}
-    if prompts:  # none: empty states
-        with ExitStack() as stack:
-            for site, modules in modules_by_site.items():
-                stack.enter_context(capture_last(modules, stores[site]))
-            forward_prompts(model, codec, prompts, batch_size, desc=desc)
+
+    def take():  # one batch's states, [batch, layers, width] per site, off the hooks' lists
+        return {site: torch.stack([layer.pop() for layer in store], dim=1) for site, store in stores.items()}
+
     width = model.config.hidden_size
-    return {site: torch.stack([torch.cat(layer) for layer in store], dim=1) if prompts
-            else torch.zeros(0, len(store), width) for site, store in stores.items()}
+    if not prompts:  # none: empty states
+        return {site: torch.zeros(0, len(store), width) for site, store in stores.items()}
+    with ExitStack() as stack:
+        for site, modules in modules_by_site.items():
+            stack.enter_context(capture_last(modules, stores[site]))
+        per_batch = forward_prompts(model, codec, prompts, batch_size, desc=desc, after_batch=take)
+    return {site: torch.cat([states[site] for states in per_batch]) for site in stores}
 
 
 @contextmanager
