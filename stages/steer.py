@@ -1,10 +1,13 @@
 """Stage steer: choose the intervention's operating point on val probes, then measure it once on the
 held-out test probes beside the four controls and the paper's own setting; the dose-response curve
-of the adaptive strength, the per-layer ablation, and a few outputs that broke to OTHER."""
+of the adaptive strength, the per-layer ablation, and a few outputs that broke to OTHER.
+With params `parallel.num_processes` > 1 the processes share each decoding's batches out; every
+process gets every output, so all take the same decisions, and the main process writes."""
 from dataclasses import replace
 
 import torch
 
+from memgen.distributed import is_main, read_parallel, relaunch_if_asked
 from memgen.evaluate import TARGET, Outputs, Steerer, arm_rates, rates
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.neuron_store import read_neurons
@@ -98,10 +101,11 @@ def layer_ablation(test, chosen, max_layers):
 
 def main(run):
     s = read_settings(run)
+    relaunch_if_asked(read_parallel(run.params))  # once its params are checked: a mistake is one line
     neurons, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")
     chance = {site: n.chance for site, n in neurons.items()}
     if n_pairs == 0:  # nothing was learned about the neurons: say so instead of steering at random
-        return write_skipped(run, s, chance, next(iter(neurons.values())).nmd.shape[0])
+        return write_skipped(run, s, chance, next(iter(neurons.values())).nmd.shape[0]) if is_main() else None
     # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
     # paper's setting only (and the report does not count it as evidence), unless the family's
     # search is "always"; a family whose search is off is measured at the paper's setting only.
@@ -127,6 +131,8 @@ def main(run):
             else results["paper"][d]
     curve = {d: dose_response(test, chosen[d][0], d) if searched else None for d in DIRECTIONS}
     layers = layer_ablation(test, chosen, s["max_layers"])
+    if not is_main():
+        return
 
     write_jsonl(run.run_dir / "steer_outputs.jsonl", rows)
     write_json(run.metrics_dir / "search.json", {"rule": rule_text(s), "searched": searched, **table})

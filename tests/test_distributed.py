@@ -1,5 +1,6 @@
 """More than one process on CPU (gloo): the stages re-launch themselves, share whole batches out,
 and write what one process writes."""
+import json
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,51 @@ def test_extract_with_two_processes_captures_what_one_captures(probe_workdir):
     states = load_file(store)
     assert states["resid_post/mem"].shape == (25, 2, 32) and not torch.equal(states["resid_post/mem"][0],
                                                                               states["resid_post/mem"][1])
+
+
+def test_steered_decoding_on_two_processes_gives_what_one_gives(probe_workdir, tmp_path):
+    """Steered decoding (hooks that shift the last position on the steps a schedule names) of 50
+    prompts in batches of 8: two processes, each steering its own batches, give one's outputs."""
+    workdir, _ = probe_workdir
+    worker = [str(ROOT / "tests" / "steer_worker.py"), str(workdir)]
+    outputs = {}
+    for n, command in ((1, [sys.executable, *worker]), (2, distributed.launch_command(2, worker))):
+        result = subprocess.run([*command, str(tmp_path / f"{n}.json")], capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        outputs[n] = json.loads((tmp_path / f"{n}.json").read_text())
+    assert outputs[1] == outputs[2]
+    unsteered = outputs[1]["unsteered"]
+    for schedule in ("every_step", "prompt_end"):  # the shifts move answers: steering is being compared
+        assert sum(a != b for a, b in zip(outputs[1][schedule], unsteered)) > 10
+
+
+def test_steer_with_two_processes_writes_what_one_writes(probe_workdir):
+    """The steer stage on a small searched grid, 15 test prompts in batches of 6 (the processes take
+    2 and 1). The untrained model's answers are all OTHER, so only the unsteered decodings run: this
+    checks that both processes take the same path and one writes; the test above compares steering."""
+    workdir, data = probe_workdir
+    probes = read_jsonl(workdir / "data/tasks/cipher/probe.jsonl")[:50]
+    write_pairs(workdir / "data/runs/gpt2/cipher/r0/pairs.json", probes, [(i, i + 1) for i in range(0, 50, 2)])
+    data.update(topN=[0.1], alpha=[3, "adaptive"], schedule=["every_step"], site=["resid_post"], vector=["nmd"])
+    data["steer"].update(batch_size=6, alpha_ladder=[2, 4])
+    data["families"]["gpt2"]["steer"].update(max_prompts=20, search="always")
+    data["neurons"]["n_permutations"] = 20
+    write_params(workdir, data)
+    for stage in ("extract", "neurons"):
+        result = run_stage(workdir, f"stages/{stage}.py", "gpt2", "cipher", "0")
+        assert result.returncode == 0, result.stderr
+    outputs = ["data/runs/gpt2/cipher/r0/steer_outputs.jsonl", "metrics/runs/gpt2/cipher/r0/search.json",
+               "metrics/runs/gpt2/cipher/r0/steer.json", "metrics/plots/dose_response/gpt2-cipher-r0.csv",
+               "metrics/plots/steer_layers/gpt2-cipher-r0.csv"]
+    written = {}
+    for n in (1, 2):
+        data["parallel"]["num_processes"] = n
+        write_params(workdir, data)
+        result = run_stage(workdir, "stages/steer.py", "gpt2", "cipher", "0")
+        assert result.returncode == 0, result.stderr
+        written[n] = {path: (workdir / path).read_bytes() for path in outputs}
+    assert written[1] == written[2]
+    assert [row["condition"] for row in read_jsonl(workdir / outputs[0])] == ["unsteered"] * 15
 
 
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two"])

@@ -1,7 +1,7 @@
 """Batched greedy decoding with left padding and a KV cache; batched prompt-end forward passes."""
 import torch
 
-from .distributed import gather_in_order, is_main, my_batches
+from .distributed import gather_in_order, my_batches
 from .progress import progress_bar
 
 
@@ -31,7 +31,7 @@ def greedy_decode(model, codec, prompts, max_new_tokens, batch_size, desc=None, 
     on_step = on_step or (lambda k: None)
     mine = my_batches(list(batches(prompts, batch_size)))
     done = []
-    with progress_bar(desc if is_main() else None, total=sum(len(b) for _, b in mine)) as advance:
+    with progress_bar(desc, total=sum(len(b) for _, b in mine)) as advance:
         for i, batch in mine:
             done.append((i, decode_batch(model, codec, batch, max_new_tokens, device, on_step)))
             advance(len(batch))
@@ -70,7 +70,7 @@ def forward_prompts(model, codec, prompts, batch_size, desc=None, after_batch=No
     after_batch = after_batch or (lambda: None)
     mine = my_batches(list(batches(prompts, batch_size)))
     done = []
-    with progress_bar(desc if is_main() else None, total=sum(len(b) for _, b in mine)) as advance:
+    with progress_bar(desc, total=sum(len(b) for _, b in mine)) as advance:
         for i, batch in mine:
             ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
             model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False)

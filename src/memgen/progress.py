@@ -4,13 +4,16 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .distributed import is_main
+
 _console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
 def progress_bar(desc, total):
-    """Yield advance(n); with desc=None nothing is drawn (inner loops, tests)."""
-    if desc is None:
+    """Yield advance(n); with desc=None nothing is drawn (inner loops, tests), nor on any process
+    but the main one."""
+    if desc is None or not is_main():
         yield lambda n=1, note=None: None
         return
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -24,5 +27,7 @@ def progress_bar(desc, total):
 
 
 def log(message):
-    """A line on stderr (above any live progress bar)."""
+    """A line on stderr (above any live progress bar), from the main process only."""
+    if not is_main():
+        return
     _console.print(message, highlight=False)

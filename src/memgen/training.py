@@ -81,9 +81,9 @@ class Checkpoints:
     With several processes each decodes its share of the probes and all get every label, so all
     keep the same checkpoint."""
 
-    def __init__(self, codec, task, val_probes, cfg, desc, on_eval, show):
+    def __init__(self, codec, task, val_probes, cfg, desc, on_eval):
         self.codec, self.task, self.val_probes, self.cfg = codec, task, val_probes, cfg
-        self.desc, self.on_eval, self.show = desc, on_eval, show
+        self.desc, self.on_eval = desc, on_eval
         self.curve, self.best, self.best_state = [], None, None
 
     def due(self, step):
@@ -102,8 +102,7 @@ class Checkpoints:
         note = (f"loss {row['loss']:.3f} mem {row['mem']:.2f} gen {row['gen']:.2f} "
                 f"other {row['other']:.2f} yield {row['pair_yield']:.2f}")
         advance(0, note=note)
-        if self.show:
-            log(f"{self.desc} step {step}: {note}")
+        log(f"{self.desc} step {step}: {note}")
 
     def finish(self, model):
         """Load the chosen checkpoint's weights; (curve, chosen row)."""
@@ -126,7 +125,7 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     draw = global_batches(data, cfg["batch_size"], seed)
-    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval, show=True), []
+    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval), []
 
     with progress_bar(desc, total=cfg["steps"]) as advance:
         for step in range(1, cfg["steps"] + 1):
@@ -182,10 +181,9 @@ def train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc,
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     model = accelerator.unwrap_model(wrapped)  # decoding and checkpoints use the model itself
     draw = global_batches(data, cfg["batch_size"], seed)
-    main = accelerator.is_main_process
-    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval if main else None, show=main), []
+    checkpoints, losses = Checkpoints(codec, task, val_probes, cfg, desc, on_eval), []
 
-    with progress_bar(desc if main else None, total=cfg["steps"]) as advance:
+    with progress_bar(desc, total=cfg["steps"]) as advance:
         for step in range(1, cfg["steps"] + 1):
             wrapped.train()
             batch = next(draw)
