@@ -199,6 +199,17 @@ def test_training_on_two_processes_follows_one(workdir):
     assert max((weights[1][k] - weights[2][k]).abs().max().item() for k in weights[1]) < 1e-3
 
 
+def test_a_failure_inside_the_processes_is_their_own_line(workdir):
+    """Past the params checks, each process reports its own mistake: no launcher log or traceback."""
+    data = yaml.safe_load((workdir / "params.yaml").read_text())
+    data["parallel"]["num_processes"] = 2
+    write_params(workdir, data)
+    result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")  # no data yet
+    assert result.returncode == 2, result.stderr
+    missing = "error: data/tasks/cipher/probe.jsonl: file not found (run the stage that makes it first)"
+    assert result.stderr.splitlines() == [missing, missing]
+
+
 def test_batch_that_does_not_split_gives_one_line(workdir):
     data = yaml.safe_load((workdir / "params.yaml").read_text())
     data["families"]["gpt2"]["train"]["batch_size"] = 9

@@ -2,6 +2,7 @@
 batches shared out between the processes and gathered back in their original order.
 
 One process (the default) never starts torch.distributed: every helper here is then the identity."""
+import logging
 import os
 import sys
 from dataclasses import dataclass
@@ -39,10 +40,28 @@ def launched():
 
 
 def launch_command(num_processes, argv):
-    """The command starting `argv` (a script and its arguments) as num_processes processes.
-    torch.distributed.run, not `accelerate launch`: on CPU the latter starts one process (its
-    multi-CPU mode wants mpirun); --standalone picks a free port, so runs side by side never clash."""
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={num_processes}", *argv]
+    """The command starting `argv` (a script and its arguments) as num_processes processes: this
+    module run as the launcher (below). torch.distributed.run, not `accelerate launch`: on CPU the
+    latter starts one process (its multi-CPU mode wants mpirun); --standalone picks a free port, so
+    runs side by side never clash."""
+    return [sys.executable, "-m", "memgen.distributed", "--standalone", f"--nproc_per_node={num_processes}", *argv]
+
+
+def launch(args):
+    """torch.distributed.run with `args`, less its log and traceback: each process says what went
+    wrong in its own line; the exit status is the first failure's (a signal: one line for it)."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import parse_args, run
+    for name in list(logging.root.manager.loggerDict):  # each sets its own level when made
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        run(parse_args(args))
+    except ChildFailedError as err:
+        rank, failure = err.get_first_failure()
+        if failure.exitcode < 0:
+            print(f"error: process {rank} was killed by signal {-failure.exitcode}", file=sys.stderr)
+        sys.exit(max(1, failure.exitcode))
 
 
 def relaunch_if_asked(parallel):
@@ -94,3 +113,7 @@ def gather_in_order(results):
         from accelerate.utils import gather_object
         results = sorted(gather_object(results), key=lambda pair: pair[0])
     return [r for _, r in results]
+
+
+if __name__ == "__main__":
+    launch(sys.argv[1:])
