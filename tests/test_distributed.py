@@ -235,7 +235,7 @@ def fresh_accelerator():
 ONE_PROCESS = [(Parallel(gradient_accumulation_steps=2), 1e-4), (Parallel(mixed_precision="bf16"), 1e-2)]
 
 
-@pytest.mark.parametrize("parallel,tolerance", ONE_PROCESS)
+@pytest.mark.parametrize("parallel,tolerance", ONE_PROCESS, ids=["accumulation", "bf16"])
 def test_one_process_through_accelerate_follows_the_plain_loop(params_data, fresh_accelerator, parallel, tolerance):
     """One process through accelerate (batches of 16 as two micro-batches of 8, or bf16 autocast)
     against the plain loop: the same per-step losses within the tolerance, over 6 steps."""
