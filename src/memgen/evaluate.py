@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 
 from .behaviour import max_answer_tokens
-from .generate import greedy_decode
+from .generate import decode_prompts
 from .sites import shift_last
 from .stats import exact_greater, wilson_interval
 from .steering import ADAPTIVE, CONTROLS, SCHEDULES, TARGETED, TO_GEN, TO_MEM, adaptive
@@ -44,6 +44,7 @@ class Steerer:
     task: object
     batch_size: int
     max_new: int
+    num_beams: int = 1   # 1: greedy
 
     @classmethod
     def for_run(cls, run, probes, batch_size):
@@ -58,13 +59,14 @@ class Steerer:
             return []
         prompts = [p["prompt"] for p in probes]
         if not shifts:
-            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc)
+            return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc)
         step, on = [0], SCHEDULES[schedule]
 
         def at_step(k):
             step[0] = k
         with shift_last(self.modules[site], shifts, active=lambda: on(step[0])):
-            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc, on_step=at_step)
+            return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc,
+                                  on_step=at_step)
 
     def labels(self, outputs, probes):
         return [self.task.classify(o, p) for o, p in zip(outputs, probes)]
