@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 
 from .behaviour import max_answer_tokens
-from .generate import decode_prompts
+from .generate import decode_prompts, read_num_beams
 from .sites import shift_last
 from .stats import exact_greater, wilson_interval
 from .steering import ADAPTIVE, CONTROLS, SCHEDULES, TARGETED, TO_GEN, TO_MEM, adaptive
@@ -48,9 +48,10 @@ class Steerer:
 
     @classmethod
     def for_run(cls, run, probes, batch_size):
+        num_beams = read_num_beams(run.params)
         model, codec = run.load_model()
         return cls(model, codec, run.plugin.all_site_modules(model), run.task, batch_size,
-                   max_answer_tokens(codec, probes))
+                   max_answer_tokens(codec, probes), num_beams)
 
     def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None):
         """The outputs of the probes with `shifts` added at the site's last position on the steps

@@ -5,6 +5,11 @@ import torch
 from .progress import progress_bar
 
 
+def read_num_beams(params):
+    """decode.num_beams: 1 decodes greedily, more with beam search (the paper's authors use 5)."""
+    return params.section("decode").int("num_beams", lo=1)
+
+
 def decode_prompts(model, codec, prompts, max_new_tokens, batch_size, num_beams=1, desc=None, on_step=None):
     """The continuation of each prompt up to EOS: greedy for num_beams=1, else the best of
     num_beams beams. on_step(k) as in greedy_decode."""
