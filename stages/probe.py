@@ -1,6 +1,7 @@
 """Stage probe: decode the probe groups, label MEM / GEN / OTHER, keep the MEM/GEN pairs."""
 
 from memgen.behaviour import find_pairs, first_groups, run_probes, summarise
+from memgen.generate import read_num_beams
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.pairs import write_pairs
 from memgen.run import run_command
@@ -9,10 +10,12 @@ from memgen.run import run_command
 def main(run):
     batch_size = run.params.section("probe").int("batch_size", lo=1)
     max_groups = run.family_params.section("probe").int("max_groups", lo=1)
+    num_beams = read_num_beams(run.params)
     probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), max_groups)
     model, codec = run.load_model()
 
-    outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}")
+    outputs, labels = run_probes(model, codec, run.task, probes, batch_size, desc=f"probe {run.model_dir}",
+                                 num_beams=num_beams)
     rows = [{**p, "output": o, "label": lab} for p, o, lab in zip(probes, outputs, labels)]
     write_jsonl(run.run_dir / "probe_outputs.jsonl", rows)
     write_pairs(run.run_dir / "pairs.json", probes, find_pairs(probes, labels))

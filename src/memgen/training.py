@@ -68,7 +68,8 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     """Train in place; load the chosen checkpoint's weights at the end. Returns (curve, chosen row).
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
 
-    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other.
+    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, num_beams
+    (the val probes' decoding).
     """
     device = next(model.parameters()).device
     data = encode_examples(codec, examples)
@@ -97,7 +98,8 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
 
             if step % cfg["eval_every"] == 0 or step == cfg["steps"]:
                 model.eval()
-                _, labels_ = run_probes(model, codec, task, val_probes, cfg["eval_batch_size"])
+                _, labels_ = run_probes(model, codec, task, val_probes, cfg["eval_batch_size"],
+                                        num_beams=cfg["num_beams"])
                 row = {"step": step, "loss": sum(losses) / len(losses), **summarise(val_probes, labels_)}
                 losses = []
                 curve.append(row)
