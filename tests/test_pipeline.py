@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,12 +18,11 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT, merge
 from memgen.search import choose, searches
 from memgen.stats import exact_greater
 from memgen.steering import ARMS
+from tiny_repo import make_repo, run, sh, stages_run
 
-COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
             "probe_multitask", "extract_multitask", "neurons_multitask"}
@@ -37,57 +35,10 @@ BUCKET = "memgen"
 LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
 
-def run(cwd, *args, env=None, timeout=None):
-    """The command's CompletedProcess whatever its exit status, with the venv's dvc and python
-    first on PATH, also when pytest was started without activating it."""
-    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {}),
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    full_env = {key: value for key, value in full_env.items() if value is not None}
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
-
-
-def sh(cwd, *args, env=None):
-    result = run(cwd, *args, env=env)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-def make_repo(path, remote, over=None, files=None):
-    """A git + DVC repo of the project at `path` with the tiny profile (and `over`) as params.yaml;
-    files: {path in the repo: source file} copied in as well."""
-    path.mkdir()
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, path / name)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
-                   yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text()))
-    params = merge(params, over or {})
-    for name, src in (files or {}).items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, path / name)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "config", "user.name", "memgen test")  # commits here and in dvc exp, with no global config
-    sh(path, "git", "config", "user.email", "test@memgen.invalid")
-    sh(path, "dvc", "remote", "modify", "local", "url", str(remote))
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "tiny profile")
-    return path
-
-
 def lock_hashes(path):
     """Every out's md5 from dvc.lock, by path."""
     lock = yaml.safe_load((path / "dvc.lock").read_text())
     return {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
-
-
-def stages_run(output):
-    """Stage names (without the matrix item) of the `Running stage '...'` lines in dvc's output."""
-    return {line.split("'")[1].split("@")[0] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def remote_of(repo):
