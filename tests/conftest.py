@@ -4,7 +4,7 @@ import random
 import pytest
 
 from memgen.params import Params, load_params
-from tiny_repo import ROOT, merge  # noqa: F401  (tests import both from here)
+from tiny_repo import ROOT
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import random
 import torch
 import yaml
 
-from conftest import merge
+from tiny_repo import merge
 from memgen.io import write_json
 from memgen.model_card import write_model_card
 from memgen.run import Run

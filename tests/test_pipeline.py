@@ -213,8 +213,8 @@ def test_repro_produces_consistent_metrics(repo):
         overlap = json.loads((repo / "metrics" / "data" / f"{task}.json").read_text())["overlap"]
         assert len(overlap) == 6 and set(overlap.values()) == {0}
     steered = searched = 0
-    for name, run in runs.items():
-        probe, steer, predict, neurons = run["probe"], run["steer"], run["predict"], run["neurons"]
+    for name, files in runs.items():
+        probe, steer, predict, neurons = files["probe"], files["steer"], files["predict"], files["neurons"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
         heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
@@ -227,7 +227,7 @@ def test_repro_produces_consistent_metrics(repo):
         steered += 1
         searched += steer["searched"]
         assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
-        check_steer(name, steer, run["search"], neurons, params)
+        check_steer(name, steer, files["search"], neurons, params)
         if "skipped" not in predict:
             assert sorted(predict["by_layer"]) == ["mlp_in", "resid_post"]
             assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())

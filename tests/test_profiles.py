@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT, merge
+from tiny_repo import ROOT, merge
 from memgen.errors import UserError
 from memgen.families import get_family
 from memgen.params import Params
