@@ -8,6 +8,7 @@ from dvclive import Live
 from memgen.behaviour import first_groups
 from memgen.distributed import is_main, read_parallel, relaunch_if_asked
 from memgen.errors import UserError
+from memgen.generate import read_num_beams
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.model_card import write_model_card
 from memgen.paths import MULTITASK, data_dir
@@ -66,7 +67,7 @@ def log_checkpoint(live, row):
 
 def main(run):
     fp = run.family_params
-    cfg = train_settings(fp, run.model)
+    cfg = {**train_settings(fp, run.model), "num_beams": read_num_beams(run.params)}  # the val probes' decoding
     run.plugin.check(fp)
     parallel = read_parallel(run.params)
     slices = parallel.num_processes * parallel.gradient_accumulation_steps

@@ -1,22 +1,10 @@
 import copy
 import random
-from pathlib import Path
 
 import pytest
 
 from memgen.params import Params, load_params
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def merge(base, over):
-    """Nested dicts of `over` merged into `base` (a params profile over params.yaml)."""
-    for key, value in over.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merge(base[key], value)
-        else:
-            base[key] = value
-    return base
+from tiny_repo import ROOT
 
 
 @pytest.fixture

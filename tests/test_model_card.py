@@ -5,14 +5,14 @@ import random
 import torch
 import yaml
 
-from conftest import merge
+from tiny_repo import merge
 from memgen.io import write_json
 from memgen.model_card import write_model_card
 from memgen.run import Run
 from memgen.training import rebalance, train
 
 CFG = {"steps": 4, "mem_share": None, "batch_size": 8, "lr": 0.001, "weight_decay": 0.01, "warmup": 1,
-       "eval_every": 2, "eval_batch_size": 32, "max_other": 0.5}
+       "eval_every": 2, "eval_batch_size": 32, "max_other": 0.5, "num_beams": 1}
 
 
 def open_run(tmp_path, monkeypatch, params_data, family, over):

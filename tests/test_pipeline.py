@@ -8,7 +8,6 @@ import logging
 import os
 import shutil
 import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -19,12 +18,11 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
-from conftest import ROOT, merge
 from memgen.search import choose, searches
 from memgen.stats import exact_greater
 from memgen.steering import ARMS
+from tiny_repo import make_repo, run, sh, stages_run
 
-COPY = ["dvc.yaml", "stages", "src", ".dvc/config", ".dvc/plots", ".dvcignore"]
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
             "probe_multitask", "extract_multitask", "neurons_multitask"}
@@ -37,57 +35,10 @@ BUCKET = "memgen"
 LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
 
 
-def run(cwd, *args, env=None, timeout=None):
-    """The command's CompletedProcess whatever its exit status, with the venv's dvc and python
-    first on PATH, also when pytest was started without activating it."""
-    full_env = {**os.environ, "DVC_NO_ANALYTICS": "1", **(env or {}),
-                "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    full_env = {key: value for key, value in full_env.items() if value is not None}
-    return subprocess.run(list(args), cwd=cwd, capture_output=True, text=True, env=full_env, timeout=timeout)
-
-
-def sh(cwd, *args, env=None):
-    result = run(cwd, *args, env=env)
-    assert result.returncode == 0, f"{' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
-    return result.stdout + result.stderr
-
-
-def make_repo(path, remote, over=None, files=None):
-    """A git + DVC repo of the project at `path` with the tiny profile (and `over`) as params.yaml;
-    files: {path in the repo: source file} copied in as well."""
-    path.mkdir()
-    for name in COPY:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, path / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        elif src.exists():
-            (path / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, path / name)
-    params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
-                   yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text()))
-    params = merge(params, over or {})
-    for name, src in (files or {}).items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src, path / name)
-    (path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(path, "git", "init", "-q")
-    sh(path, "git", "config", "user.name", "memgen test")  # commits here and in dvc exp, with no global config
-    sh(path, "git", "config", "user.email", "test@memgen.invalid")
-    sh(path, "dvc", "remote", "modify", "local", "url", str(remote))
-    sh(path, "git", "add", "-A")
-    sh(path, "git", "commit", "-qm", "tiny profile")
-    return path
-
-
 def lock_hashes(path):
     """Every out's md5 from dvc.lock, by path."""
     lock = yaml.safe_load((path / "dvc.lock").read_text())
     return {out["path"]: out.get("md5") for stage in lock["stages"].values() for out in stage.get("outs", [])}
-
-
-def stages_run(output):
-    """Stage names (without the matrix item) of the `Running stage '...'` lines in dvc's output."""
-    return {line.split("'")[1].split("@")[0] for line in output.splitlines() if line.startswith("Running stage")}
 
 
 def remote_of(repo):
@@ -262,8 +213,8 @@ def test_repro_produces_consistent_metrics(repo):
         overlap = json.loads((repo / "metrics" / "data" / f"{task}.json").read_text())["overlap"]
         assert len(overlap) == 6 and set(overlap.values()) == {0}
     steered = searched = 0
-    for name, run in runs.items():
-        probe, steer, predict, neurons = run["probe"], run["steer"], run["predict"], run["neurons"]
+    for name, files in runs.items():
+        probe, steer, predict, neurons = files["probe"], files["steer"], files["predict"], files["neurons"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
         heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
@@ -276,7 +227,7 @@ def test_repro_produces_consistent_metrics(repo):
         steered += 1
         searched += steer["searched"]
         assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
-        check_steer(name, steer, run["search"], neurons, params)
+        check_steer(name, steer, files["search"], neurons, params)
         if "skipped" not in predict:
             assert sorted(predict["by_layer"]) == ["mlp_in", "resid_post"]
             assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())
@@ -389,8 +340,11 @@ def test_intervention_experiment_reruns_only_steering(repo):
     points = [steer["operating_point"][d]["point"] for d in ("m2g", "g2m")]
     assert {(p["alpha"], p["schedule"], p["vector"]) for p in points} == {(5, "prompt_end", "discriminant")}
     # the headline is the only metrics file: the diff and the table of experiments fit a screen
-    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))
-    assert list(diff) == ["metrics/headline.json"] and any(".chosen" in key for key in diff["metrics/headline.json"])
+    shown = json.loads(sh(repo, "dvc", "metrics", "show", "--json"))
+    assert [list(rev["data"]) for rev in shown.values()] == [["metrics/headline.json"]], shown
+    diff = json.loads(sh(repo, "dvc", "metrics", "diff", "--json"))  # empty where no headline number moved
+    assert set(diff) <= {"metrics/headline.json"} and all(".m2g." in k or ".g2m." in k for k in diff.get(
+        "metrics/headline.json", {})), diff  # the steer's numbers, nothing upstream
     assert len(sh(repo, "dvc", "metrics", "diff").splitlines()) <= 80
     header = sh(repo, "dvc", "exp", "show", "--csv", "--only-changed").splitlines()[0].split(",")
     assert len(header) <= 80 and "alpha" in header, header

@@ -11,7 +11,7 @@ from memgen.errors import UserError
 from memgen.families import get_family
 from memgen.params import Params
 from memgen.tasks import load_task
-from test_pipeline import make_repo, sh, stages_run
+from tiny_repo import make_repo, sh, stages_run
 
 TOY = "plugins/toy.py"  # where the plug-in lies in the repo the pipeline runs in
 TOY_PARAMS = {

@@ -21,7 +21,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT, merge
+from tiny_repo import ROOT, merge
 from memgen import io as memgen_io
 from memgen.errors import UserError, run_main
 from memgen.neuron_store import read_neurons

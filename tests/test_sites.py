@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
@@ -5,7 +7,7 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from memgen.codec import Codec
 from memgen.errors import UserError
 from memgen.evaluate import Outputs, Steerer
-from memgen.generate import forward_prompts, greedy_decode
+from memgen.generate import beam_decode, decode_prompts, forward_prompts, greedy_decode
 from memgen.families import BUILT_IN
 from memgen.sites import _hidden, capture_last, hooks, shift_last
 from memgen.steering import ADAPTIVE, SCHEDULES, Intervention
@@ -103,6 +105,96 @@ def test_decoding_batched_equals_one_by_one(case, codec):
     assert batched == alone
 
 
+FAMILIES = ["gpt2", "llama"]
+PROMPTS = ["abc", "a", "abcdefgh", "hgf", "jj", "bcad"]   # lengths differ: left padding in every batch
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_beam_is_the_greedy_path(family, codec, monkeypatch):
+    """num_beams=1 (the default) runs greedy_decode itself, never generate: outputs as before."""
+    model = tiny_model(family)
+    monkeypatch.setattr(model, "generate", lambda *a, **k: pytest.fail("generate called with num_beams=1"))
+    assert decode_prompts(model, codec, PROMPTS, 6, 4) == greedy_decode(model, codec, PROMPTS, 6, 4)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_generate_with_one_beam_is_greedy_decoding(family, codec):
+    """generate's greedy search over the same left-padded batches gives greedy_decode's strings:
+    it places padding and positions as left_pad does (GPT-2's learned positions would show a slip)."""
+    model = tiny_model(family)
+    assert beam_decode(model, codec, PROMPTS, 6, 4, num_beams=1) == greedy_decode(model, codec, PROMPTS, 6, 4)
+
+
+def mean_log_prob(model, codec, prompt, output, max_new):
+    """The model's mean log-probability per new token of `output` after `prompt`, EOS included
+    when the output stopped before max_new (a test codec token is one character)."""
+    prompt_ids = codec.prompt_ids(prompt)
+    new = codec.prompt_ids(output) + ([codec.eos_id] if len(output) < max_new else [])
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([prompt_ids + new])).logits[0, len(prompt_ids) - 1:-1]
+    return logits.log_softmax(-1).gather(-1, torch.tensor(new)[:, None]).mean().item()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_beam_search_scores_at_least_greedy(family, codec):
+    """The chosen beam's mean log-probability per new token (what Hugging Face ranks finished beams
+    by, length_penalty 1) is at least greedy's for every prompt here, and beats it on some (beam
+    search does not promise this: better beams may push the greedy one out). Its sum can be lower:
+    a longer answer may win on the mean."""
+    model = tiny_model(family)
+    greedy = greedy_decode(model, codec, PROMPTS, 6, 4)
+    beams = beam_decode(model, codec, PROMPTS, 6, 4, num_beams=3)
+    scores = [(mean_log_prob(model, codec, p, b, 6), mean_log_prob(model, codec, p, g, 6))
+              for p, b, g in zip(PROMPTS, beams, greedy)]
+    assert all(b >= g - 1e-5 for b, g in scores), scores
+    assert any(b > g + 1e-4 for b, g in scores), scores
+
+
+def bigram_model(codec, chains, vocab_size=12):
+    """A Llama whose next token hangs on the current token alone, chains[c] = {next: p} ("" is EOS):
+    one-hot embeddings, a layer that writes nothing, and the log-probabilities in the head."""
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=vocab_size, intermediate_size=4, num_hidden_layers=1,
+                         num_attention_heads=1, num_key_value_heads=1, tie_word_embeddings=False)
+    model = LlamaForCausalLM(config).eval()
+    table = torch.full((vocab_size, vocab_size), -30.0)  # [next, current]
+    for current, nexts in chains.items():
+        for nxt, p in nexts.items():
+            table[codec.prompt_ids(nxt)[0] if nxt else codec.eos_id, codec.prompt_ids(current)[0]] = math.log(p)
+    with torch.no_grad():
+        for p in model.model.layers.parameters():
+            p.zero_()
+        model.model.embed_tokens.weight.copy_(torch.eye(vocab_size))
+        model.model.norm.weight.fill_((1 / vocab_size + config.rms_norm_eps) ** 0.5)  # so the norm keeps one-hots
+        model.lm_head.weight.copy_(table)
+    return model
+
+
+def test_beam_search_waits_for_the_best_beam_to_end(codec):
+    """A confident long answer, while each unlikely side step ends at once: the short beams end
+    first, and beam search must not stop on them (early_stopping=True would answer "bh")."""
+    chains = {c: {n: 0.9, "h": 0.05, "i": 0.05} for c, n in zip("abcdef", "bcdefg")}
+    chains.update(g={"": 1.0}, h={"": 0.99, "j": 0.01}, i={"": 0.99, "j": 0.01})
+    model = bigram_model(codec, chains)
+    assert greedy_decode(model, codec, ["a"], 8, 1) == ["bcdefg"]
+    assert beam_decode(model, codec, ["a"], 8, 1, num_beams=3) == ["bcdefg"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_beam_search_counts_steps_as_greedy_does(family, codec):
+    """on_step sees 0 for each batch's prompt forward, then 1, 2, ... once per forward call."""
+    model = tiny_model(family)
+    steps, calls = [], []
+    handle = model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    try:
+        beam_decode(model, codec, PROMPTS, 6, 4, num_beams=3, on_step=steps.append)
+    finally:
+        handle.remove()
+    starts = [i for i, k in enumerate(steps) if k == 0]
+    assert len(starts) == 2 and len(steps) == len(calls)  # two batches of at most 4 prompts
+    for start, end in zip(starts, starts[1:] + [len(steps)]):
+        assert steps[start:end] == list(range(end - start)) and 1 < end - start <= 6
+
+
 def test_unknown_site():
     with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, got 'mlp_out'"):
         BUILT_IN["gpt2"].check_site("mlp_out")
@@ -113,7 +205,7 @@ CONSUMER = {("gpt2", "mlp_in"): "transformer.h.0.mlp", ("gpt2", "resid_post"): "
             ("llama", "mlp_in"): "model.layers.0.mlp", ("llama", "resid_post"): "model.layers.1"}
 
 
-def shifted_steps(model, modules, site, codec, schedule):
+def shifted_steps(model, modules, site, codec, schedule, num_beams=1):
     """For each forward call of a steered decode, whether neuron 3 of layer 0 carries the +100 shift."""
     seen = []
 
@@ -122,7 +214,7 @@ def shifted_steps(model, modules, site, codec, schedule):
         seen.append(bool(torch.all(h[:, -1, 3] > 50)))
     family = "gpt2" if hasattr(model, "transformer") else "llama"
     handle = model.get_submodule(CONSUMER[(family, site)]).register_forward_pre_hook(record, with_kwargs=True)
-    steerer = Steerer(model, codec, {site: modules}, task=None, batch_size=2, max_new=4)
+    steerer = Steerer(model, codec, {site: modules}, task=None, batch_size=2, max_new=4, num_beams=num_beams)
     iv = Intervention(torch.tensor([3]), torch.tensor([100.0]), width=16)
     try:
         steerer.decode([{"prompt": "ab"}, {"prompt": "abcd"}], iv.at(1.0), site, schedule)
@@ -133,10 +225,12 @@ def shifted_steps(model, modules, site, codec, schedule):
 
 @pytest.mark.parametrize("schedule,expected", [("every_step", [True] * 4), ("prompt_end", [True, False, False, False]),
                                                ("prompt_end_and_first", [True, True, False, False])])
-def test_schedule_shifts_exactly_its_steps(case, codec, schedule, expected):
-    """prompt_end moves the last prompt position and no generated step; every_step moves all."""
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_schedule_shifts_exactly_its_steps(case, codec, schedule, expected, num_beams):
+    """prompt_end moves the last prompt position and no generated step; every_step moves all; the
+    same under beam search (every beam of a step alike)."""
     model, modules, site = case
-    seen = shifted_steps(model, modules, site, codec, schedule)
+    seen = shifted_steps(model, modules, site, codec, schedule, num_beams)
     assert seen[:4] == expected and len(seen) == 4  # four forward calls: the prompt, then three new tokens
     assert set(SCHEDULES) == {"every_step", "prompt_end", "prompt_end_and_first"}
 

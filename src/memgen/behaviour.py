@@ -1,7 +1,7 @@
 """Probe outcomes: behaviour rates, pair yield, and the MEM/GEN pairs that drive the statistics."""
 from collections import defaultdict
 
-from .generate import greedy_decode
+from .generate import decode_prompts
 from .tasks import BEHAVIOURS, GEN, MEM
 
 
@@ -16,10 +16,10 @@ def max_answer_tokens(codec, probes):
     return longest + 2  # a pretrained tokenizer may cut the model's own answer into more pieces
 
 
-def run_probes(model, codec, task, probes, batch_size, desc=None, max_new_tokens=None):
-    """Decode every probe; return (outputs, labels)."""
+def run_probes(model, codec, task, probes, batch_size, desc=None, max_new_tokens=None, num_beams=1):
+    """Decode every probe (greedy, or beam search with num_beams > 1); return (outputs, labels)."""
     max_new = max_new_tokens or max_answer_tokens(codec, probes)
-    outputs = greedy_decode(model, codec, [p["prompt"] for p in probes], max_new, batch_size, desc)
+    outputs = decode_prompts(model, codec, [p["prompt"] for p in probes], max_new, batch_size, num_beams, desc)
     return outputs, [task.classify(o, p) for o, p in zip(outputs, probes)]
 
 

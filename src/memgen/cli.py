@@ -163,3 +163,34 @@ def pull(remote, dvc_args):
                                 f"was made, or point the remote elsewhere: dvc remote modify {name} url ...)")
         sys.exit(subprocess.run(["dvc", "pull", "--run-cache", "-r", name, *dvc_args]).returncode)
     run_main(run)
+
+
+@main.command(context_settings={**CONTEXT, "ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("name")
+@click.option("--llama-base", default=None, help="a local HF Llama directory or .gguf file for the llama family "
+              "[default: the profile's, else params.yaml's]")
+@click.option("--run", "run_now", is_flag=True, help="run `dvc exp run` with the settings and DVC_ARGS")
+@click.argument("dvc_args", nargs=-1, type=click.UNPROCESSED)
+def profile(name, llama_base, run_now, dvc_args):
+    """The settings of profiles/NAME.yaml as `-S key=value` arguments of `dvc exp run`:
+
+        dvc exp run $(memgen profile paper --llama-base ~/models/Llama-3.2-1B)
+        memgen profile paper --run -- --queue -n paper
+    """
+    def run():
+        import yaml
+
+        from .profiles import read_profile, set_args, settings
+
+        pairs = settings(read_profile(name), yaml.safe_load(Path("params.yaml").read_text()))
+        if llama_base is not None:
+            from .families.llama import check_base_source  # one clear line for a missing or non-Llama base
+
+            check_base_source(llama_base)
+            pairs.append(("families.llama.base", str(Path(llama_base).expanduser().resolve())))
+        args = set_args(pairs)
+        if not run_now:
+            print(" ".join(args))
+            return
+        sys.exit(subprocess.run(["dvc", "exp", "run", *args, *dvc_args]).returncode)
+    run_main(run)

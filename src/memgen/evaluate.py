@@ -2,7 +2,7 @@
 from dataclasses import dataclass
 
 from .behaviour import max_answer_tokens
-from .generate import greedy_decode
+from .generate import decode_prompts, read_num_beams
 from .sites import shift_last
 from .stats import exact_greater, wilson_interval
 from .steering import ADAPTIVE, CONTROLS, SCHEDULES, TARGETED, TO_GEN, TO_MEM, adaptive
@@ -44,12 +44,14 @@ class Steerer:
     task: object
     batch_size: int
     max_new: int
+    num_beams: int = 1   # 1: greedy
 
     @classmethod
     def for_run(cls, run, probes, batch_size):
+        num_beams = read_num_beams(run.params)
         model, codec = run.load_model()
         return cls(model, codec, run.plugin.all_site_modules(model), run.task, batch_size,
-                   max_answer_tokens(codec, probes))
+                   max_answer_tokens(codec, probes), num_beams)
 
     def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None):
         """The outputs of the probes with `shifts` added at the site's last position on the steps
@@ -58,13 +60,14 @@ class Steerer:
             return []
         prompts = [p["prompt"] for p in probes]
         if not shifts:
-            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc)
+            return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc)
         step, on = [0], SCHEDULES[schedule]
 
         def at_step(k):
             step[0] = k
         with shift_last(self.modules[site], shifts, active=lambda: on(step[0])):
-            return greedy_decode(self.model, self.codec, prompts, self.max_new, self.batch_size, desc, on_step=at_step)
+            return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc,
+                                  on_step=at_step)
 
     def labels(self, outputs, probes):
         return [self.task.classify(o, p) for o, p in zip(outputs, probes)]

@@ -91,7 +91,8 @@ class Checkpoints:
 
     def measure(self, model, step, losses, advance):
         model.eval()
-        _, labels = run_probes(model, self.codec, self.task, self.val_probes, self.cfg["eval_batch_size"])
+        _, labels = run_probes(model, self.codec, self.task, self.val_probes, self.cfg["eval_batch_size"],
+                               num_beams=self.cfg["num_beams"])
         row = {"step": step, "loss": sum(losses) / len(losses), **summarise(self.val_probes, labels)}
         self.curve.append(row)
         if self.on_eval:
@@ -116,7 +117,8 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
     parallel: more than one process, mixed precision or gradient accumulation train through accelerate.
 
-    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other.
+    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, num_beams
+    (the val probes' decoding).
     """
     if not parallel.plain:
         return train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel)
