@@ -244,7 +244,7 @@ def test_one_process_through_accelerate_follows_the_plain_loop(params_data, fres
     data = draw_dataset(task, 200, {"val": 2, "probe": 1, "test": 1}, 0)
     texts = [e["prompt"] + e["target"] for e in data["train"]] + [p[k] for p in data["val"] for k in ("prompt", "mem", "gen")]
     cfg = dict(steps=6, batch_size=16, lr=0.003, weight_decay=0.01, warmup=2, eval_every=1, eval_batch_size=8,
-               max_other=0.5)
+               max_other=0.5, num_beams=1)
     curves = []
     for settings in (Parallel(), parallel):
         model, codec, _ = BUILT_IN["gpt2"].new_model(params.section("families").section("gpt2"), texts, seed=5)
