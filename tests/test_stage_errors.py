@@ -126,6 +126,17 @@ def test_bad_input_gives_one_line(workdir, edit, command, needle):
     assert not (workdir / "data").exists() and not (workdir / "models").exists() and not (workdir / "metrics").exists()
 
 
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="asks for CUDA where there is none")
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_cuda_asked_without_cuda_is_one_line(workdir, family):
+    edit_params(workdir, lambda d: (d["families"][family].update(device="cuda"),
+                                    d["runs"].update(families=["gpt2", "llama"])))
+    result = run_stage(workdir, "stages/train.py", family, "cipher", "0")
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0] == "error: params: device 'cuda' was asked for but no CUDA device is available"
+
+
 def test_malformed_command_line_is_a_usage_error(workdir):
     """A replicate that is not an integer never reaches the stage: click's usage message, exit 2."""
     result = run_stage(workdir, "stages/train.py", "gpt2", "cipher", "x")
