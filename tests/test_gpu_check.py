@@ -49,7 +49,9 @@ def test_the_3b_shape_is_llama_3_2_3b():
 def test_a_failing_repro_is_reported(stage, timeout, timed_out):
     report = repro_check(torch.device("cpu"), stage, timeout)
     assert not report["ok"] and report["returncode"] != 0 and report["timed_out"] == timed_out
-    assert report["stages"] == [] and "output_tail" in report
+    assert "output_tail" in report
+    if not timed_out:  # a stage that does not exist starts nothing (a timed-out one may have started)
+        assert report["stages"] == []
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")
