@@ -321,7 +321,7 @@ def tiny_run(tmp_path_factory, params_text):
     (work / "setup_tiny.py").write_text(SETUP_TINY)
     run_args = ["gpt2", "cipher", "0"], ["llama", "cipher", "0"]
     result = run(work, RUNNER, *commands(
-        ["stages/data.py", "cipher"], ["setup_tiny.py"], ["stages/base_model.py", "llama"],
+        ["stages/data.py", "cipher"], ["setup_tiny.py"], *(["stages/base_model.py", f] for f in ("gpt2", "llama")),
         *(["stages/train.py", *a] for a in run_args), ["stages/extract.py", *run_args[0]],
         ["stages/neurons.py", *run_args[0]], *(["stages/probe.py", *a] for a in run_args)))
     return work, result
