@@ -13,7 +13,8 @@ from conftest import ROOT
 from memgen import distributed
 from memgen.families import BUILT_IN
 from memgen.io import read_jsonl
-from memgen.distributed import Parallel
+from memgen.distributed import Parallel, read_parallel
+from memgen.errors import UserError
 from memgen.pairs import write_pairs
 from memgen.params import Params
 from memgen.splits import draw_dataset
@@ -159,6 +160,16 @@ def test_steer_with_two_processes_writes_what_one_writes(probe_workdir):
         written[n] = {path: (workdir / path).read_bytes() for path in outputs}
     assert written[1] == written[2]
     assert [row["condition"] for row in read_jsonl(workdir / outputs[0])] == ["unsteered"] * 15
+
+
+def test_full_precision_is_null_and_survives_a_dvc_rewrite():
+    """`dvc exp run -S` rewrites params.yaml unquoted; YAML 1.1 would read accelerate's "no" as false."""
+    assert read_parallel(Params({"parallel": {"mixed_precision": None}})).mixed_precision == "no"
+    assert read_parallel(Params({"parallel": {"mixed_precision": "bf16"}})).mixed_precision == "bf16"
+    assert yaml.safe_load("parallel: {mixed_precision: null}")["parallel"]["mixed_precision"] is None
+    for bad in (False, "no", "fp8"):
+        with pytest.raises(UserError, match="'parallel.mixed_precision' must be null, fp16 or bf16"):
+            read_parallel(Params({"parallel": {"mixed_precision": bad}}))
 
 
 @pytest.mark.parametrize("value", [0, -2, 1.5, "two"])

@@ -9,7 +9,11 @@ from dataclasses import dataclass
 
 import torch
 
-MIXED_PRECISION = ("no", "fp16", "bf16")
+from .errors import UserError
+
+# params: null (full precision) or a half type; "no" is what accelerate calls null. params.yaml
+# does not spell "no": `dvc exp run -S` rewrites the file unquoted and YAML 1.1 reads `no` as false.
+MIXED_PRECISION = (None, "fp16", "bf16")
 
 
 @dataclass(frozen=True)
@@ -29,8 +33,10 @@ def read_parallel(params):
     if params.raw("parallel", None) is None:
         return Parallel()
     p = params.section("parallel")
-    return Parallel(p.int("num_processes", lo=1, default=1),
-                    p.str("mixed_precision", choices=MIXED_PRECISION, default="no"),
+    precision = p.raw("mixed_precision", None)
+    if precision not in MIXED_PRECISION:
+        raise UserError(f"params: 'parallel.mixed_precision' must be null, fp16 or bf16, got {precision!r}")
+    return Parallel(p.int("num_processes", lo=1, default=1), precision or "no",
                     p.int("gradient_accumulation_steps", lo=1, default=1))
 
 
