@@ -126,6 +126,8 @@ def lora_step_times(model, size, device):
     """Wall seconds of timed LoRA training steps on one fixed random batch; the peft model and the last loss."""
     from peft import LoraConfig, get_peft_model
 
+    from memgen.training import optimizer_step
+
     torch.manual_seed(0)
     model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", bias="none", **PAPER_LORA))
     model.train()
@@ -135,13 +137,8 @@ def lora_step_times(model, size, device):
     mask = torch.ones_like(ids)
     losses = []
 
-    def step():  # as memgen.training.train: forward, backward, clipped gradient, optimizer step
-        loss = model(input_ids=ids, attention_mask=mask, labels=ids).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-        optimizer.step()
-        losses.append(loss.detach())
+    def step():  # the train stage's own step
+        losses.append(optimizer_step(model, trainable, optimizer, ids, mask, ids))
 
     for _ in range(size["warmup_steps"]):  # first calls: kernels chosen, memory pools grown
         step()

@@ -83,15 +83,21 @@ def test_batches_go_round_robin_and_come_back_in_order(monkeypatch):
     assert distributed.gather_in_order(distributed.my_batches(batches)) == batches
 
 
-def test_probe_with_two_processes_writes_what_one_writes(probe_workdir):
-    workdir, data = probe_workdir
+def written_by(workdir, data, stage, paths):
+    """{number of processes: the bytes of `paths`} after the stage runs on 1 and on 2 processes."""
     written = {}
     for n in (1, 2):
         data["parallel"]["num_processes"] = n
         write_params(workdir, data)
-        result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")
+        result = run_stage(workdir, f"stages/{stage}.py", "gpt2", "cipher", "0")
         assert result.returncode == 0, result.stderr
-        written[n] = {path: (workdir / path).read_bytes() for path in PROBE_OUTPUTS}
+        written[n] = {path: (workdir / path).read_bytes() for path in paths}
+    return written
+
+
+def test_probe_with_two_processes_writes_what_one_writes(probe_workdir):
+    workdir, data = probe_workdir
+    written = written_by(workdir, data, "probe", PROBE_OUTPUTS)
     assert written[1] == written[2]
     outputs = [row["output"] for row in read_jsonl(workdir / PROBE_OUTPUTS[0])]
     assert len(outputs) == 51 and len(set(outputs)) > 10  # the model answers prompt by prompt
@@ -104,13 +110,7 @@ def test_extract_with_two_processes_captures_what_one_captures(probe_workdir):
     probes = read_jsonl(workdir / "data/tasks/cipher/probe.jsonl")[:50]
     write_pairs(workdir / "data/runs/gpt2/cipher/r0/pairs.json", probes, [(i, i + 1) for i in range(0, 50, 2)])
     store = workdir / "data/runs/gpt2/cipher/r0/activations.safetensors"
-    written = {}
-    for n in (1, 2):
-        data["parallel"]["num_processes"] = n
-        write_params(workdir, data)
-        result = run_stage(workdir, "stages/extract.py", "gpt2", "cipher", "0")
-        assert result.returncode == 0, result.stderr
-        written[n] = store.read_bytes()
+    written = written_by(workdir, data, "extract", [store])
     assert written[1] == written[2]
     states = load_file(store)
     assert states["resid_post/mem"].shape == (25, 2, 32) and not torch.equal(states["resid_post/mem"][0],
@@ -151,13 +151,7 @@ def test_steer_with_two_processes_writes_what_one_writes(probe_workdir):
     outputs = ["data/runs/gpt2/cipher/r0/steer_outputs.jsonl", "metrics/runs/gpt2/cipher/r0/search.json",
                "metrics/runs/gpt2/cipher/r0/steer.json", "metrics/plots/dose_response/gpt2-cipher-r0.csv",
                "metrics/plots/steer_layers/gpt2-cipher-r0.csv"]
-    written = {}
-    for n in (1, 2):
-        data["parallel"]["num_processes"] = n
-        write_params(workdir, data)
-        result = run_stage(workdir, "stages/steer.py", "gpt2", "cipher", "0")
-        assert result.returncode == 0, result.stderr
-        written[n] = {path: (workdir / path).read_bytes() for path in outputs}
+    written = written_by(workdir, data, "steer", outputs)
     assert written[1] == written[2]
     assert [row["condition"] for row in read_jsonl(workdir / outputs[0])] == ["unsteered"] * 15
 

@@ -112,6 +112,16 @@ class Checkpoints:
         return self.curve, self.best
 
 
+def optimizer_step(model, trainable, optimizer, ids, mask, labels):
+    """One plain training step: forward, backward, the gradient clipped to norm 1, the update. The loss."""
+    loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    optimizer.step()
+    return loss.detach()
+
+
 def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None, parallel=Parallel()):
     """Train in place; load the chosen checkpoint's weights at the end. Returns (curve, chosen row).
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
@@ -135,12 +145,7 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
             ids, mask, labels = right_pad(next(draw), codec.pad_id, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step - 1, cfg["steps"], cfg["warmup"], cfg["lr"])
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model, trainable, optimizer, ids, mask, labels).item())
 
             if checkpoints.due(step):
                 checkpoints.measure(model, step, losses, advance)
