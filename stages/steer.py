@@ -24,7 +24,8 @@ N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the 
 
 def read_settings(run):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
-    return {"grid": read_grid(run.params, run.plugin), "paper": read_paper_point(run.params, run.plugin),
+    narrow = fp.section("grid") if fp.raw("grid", None) is not None else None
+    return {"grid": read_grid(run.params, run.plugin, narrow), "paper": read_paper_point(run.params, run.plugin),
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),

@@ -5,7 +5,7 @@ Each checkpoint's loss and val shares are logged with DVCLive as training runs, 
 With params `parallel` asking for more processes, mixed precision or accumulation, it trains through accelerate."""
 from dvclive import Live
 
-from memgen.behaviour import first_groups
+from memgen.behaviour import first_groups, read_screen
 from memgen.distributed import is_main, read_parallel, relaunch_if_asked
 from memgen.errors import UserError
 from memgen.generate import read_num_beams
@@ -67,7 +67,10 @@ def log_checkpoint(live, row):
 
 def main(run):
     fp = run.family_params
-    cfg = {**train_settings(fp, run.model), "num_beams": read_num_beams(run.params)}  # the val probes' decoding
+    num_beams = read_num_beams(run.params)  # the val probes' decoding, screened where the probe stage screens
+    screen, _ = read_screen(fp.section("probe"), num_beams)
+    check_groups = fp.section("train").int("eval_check_groups", lo=1) if screen else 0
+    cfg = {**train_settings(fp, run.model), "num_beams": num_beams, "check_groups": check_groups}
     run.plugin.check(fp)
     parallel = read_parallel(run.params)
     slices = parallel.num_processes * parallel.gradient_accumulation_steps

@@ -18,6 +18,11 @@ import pytest
 import yaml
 from safetensors.torch import load_file
 
+from memgen.behaviour import find_pairs, first_groups, groups_that_can_pair, run_probes, screen_routes
+from memgen.generate import first_tokens
+from memgen.io import read_jsonl
+from memgen.pairs import read_pairs
+from memgen.run import Run
 from memgen.search import choose, searches
 from memgen.stats import exact_greater
 from memgen.steering import ARMS
@@ -285,6 +290,30 @@ def test_repro_produces_consistent_metrics(repo):
 
 def searched_run(repo):
     return next(n for n in runs_of(repo) if run_metrics(repo, n)["steer"].get("searched"))
+
+
+def test_the_route_screen_agrees_with_full_decoding(repo, monkeypatch):
+    """On every gpt2 run of the tiny profile (probed in full): each prompt decoded MEM or GEN was screened
+    to that route from its first token, every pair lies in a group the screen keeps, and decoding only the
+    kept groups finds the same pairs as the probe stage."""
+    monkeypatch.chdir(repo)
+    kept_groups = all_groups = 0
+    for task in ("arithmetic", "cipher", "incontext"):
+        run = Run.open("gpt2", task, 0)
+        probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), 200)
+        model, codec = run.load_model()
+        routes = screen_routes(codec, run.task, probes, first_tokens(model, codec, [p["prompt"] for p in probes], 64))
+        _, labels = run_probes(model, codec, run.task, probes, 100)
+        told = [(route, label) for route, label in zip(routes, labels) if label != "OTHER"]
+        assert told and all(route == label for route, label in told), task
+        can_pair = groups_that_can_pair(probes, routes)
+        kept = [p for p in probes if p["group"] in can_pair]
+        _, kept_labels = run_probes(model, codec, run.task, kept, 100)
+        pairs = [[probes[m]["prompt"], probes[g]["prompt"]] for m, g in find_pairs(probes, labels)]
+        assert pairs == read_pairs(run.run_dir / "pairs.json"), task
+        assert [[kept[m]["prompt"], kept[g]["prompt"]] for m, g in find_pairs(kept, kept_labels)] == pairs, task
+        kept_groups, all_groups = kept_groups + len(can_pair), all_groups + len({p["group"] for p in probes})
+    assert kept_groups < all_groups  # the screen spares some decoding
 
 
 def test_memgen_steer_cli(repo):

@@ -12,6 +12,7 @@ from memgen.stats import exact_greater, mean_and_spread, wilson_interval
 from memgen.errors import UserError
 from memgen.families import BUILT_IN
 from memgen.params import Params
+from memgen.sites import shift_last, site_shifts
 from memgen.search import Point, choose, read_grid, read_search, searches
 from memgen.steering import ADAPTIVE, CONTROLS, TARGETED, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
@@ -149,6 +150,38 @@ def row(success, other, n_neurons=10, alpha=3.0, n=20):
     return {"success": success, "other": other, "n_neurons": n_neurons, "alpha": alpha, "n": n}
 
 
+class Carry(torch.nn.Module):
+    """A block that adds nothing: the residual stream carries its input on to the next layer."""
+    def forward(self, x):
+        return x.clone()
+
+
+def states_under(site, shifts, layers=4, width=5):
+    """The last position's state after each layer of a pure residual stream steered at `site`."""
+    blocks, states = [Carry() for _ in range(layers)], []
+    with shift_last(blocks, site_shifts(site, shifts)):
+        h = torch.zeros(1, 2, width)
+        for block in blocks:
+            h = block(h)
+            states.append(h[0, -1].clone())
+    return torch.stack(states)
+
+
+def test_a_residual_stream_shift_sits_at_its_own_value_at_every_shifted_layer():
+    """Neuron 1 shifted at layers 0, 1 and 3, neuron 3 at layer 1 only: at the residual stream each
+    shifted layer holds its own value (alpha x NMD), not the sum the stream carries from before."""
+    shifts = {0: (torch.tensor([1]), torch.tensor([2.0])),
+              1: (torch.tensor([1, 3]), torch.tensor([5.0, -1.0])),
+              3: (torch.tensor([1]), torch.tensor([0.5]))}
+    stream = states_under("resid_post", shifts)
+    assert stream[:, 1].tolist() == [2.0, 5.0, 5.0, 0.5]
+    assert stream[:, 3].tolist() == [0.0, -1.0, -1.0, -1.0]
+    assert stream[:, [0, 2, 4]].abs().sum() == 0
+    # a site off the stream (an MLP's input) takes each layer's values as given; in this toy they add up
+    assert states_under("mlp_in", shifts)[:, 1].tolist() == [2.0, 7.0, 7.0, 7.5]
+    assert site_shifts("resid_post", {}) == {}
+
+
 def test_the_rule_takes_the_best_val_success_within_the_other_bound():
     rows = [row(0.9, 0.3), row(0.7, 0.05), row(0.7, 0.0, n_neurons=5), row(0.7, 0.0, n_neurons=5, alpha=ADAPTIVE),
             row(0.7, 0.1, n_neurons=5, alpha=1.0)]
@@ -167,6 +200,19 @@ def test_the_grid_is_every_combination_of_the_knobs(params_data):
     grid = read_grid(Params(params_data), BUILT_IN["gpt2"])
     assert len(grid) == 8 and grid[0] == Point("prompt_end", "resid_post", "nmd", 0.05, 3.0)
     assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
+
+
+def test_a_family_grid_narrows_the_knobs_it_names(params_data):
+    params_data.update(topN=[0.05, 0.1], alpha=[3, "adaptive"], schedule=["every_step", "prompt_end"],
+                       site=["mlp_in", "resid_post"], vector="nmd")
+    narrow = Params({"grid": {"schedule": "prompt_end", "alpha": [3, 8], "topN": [0.2]}}, "families.llama.steer")
+    grid = read_grid(Params(params_data), BUILT_IN["llama"], narrow.section("grid"))
+    assert {p.schedule for p in grid} == {"prompt_end"} and {p.alpha for p in grid} == {3.0}
+    assert {p.topN for p in grid} == {0.05, 0.1}  # 0.2 is not among topN's values (as after -S topN=...): both kept
+    assert len(grid) == 4
+    bad = Params({"grid": {"alpha": [3], "strength": [1]}}, "families.llama.steer").section("grid")
+    with pytest.raises(UserError, match="'families.llama.steer.grid' names 'strength', which is not a knob"):
+        read_grid(Params(params_data), BUILT_IN["llama"], bad)
 
 
 def test_pairs_stay_together_on_one_side_of_the_split():

@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 from .behaviour import max_answer_tokens
 from .generate import decode_prompts, read_num_beams
-from .sites import shift_last
+from .sites import shift_last, site_shifts
 from .stats import exact_greater, wilson_interval
 from .steering import ADAPTIVE, CONTROLS, SCHEDULES, TARGETED, TO_GEN, TO_MEM, adaptive
 from .tasks import GEN, MEM, OTHER
@@ -54,8 +54,9 @@ class Steerer:
                    max_answer_tokens(codec, probes), num_beams)
 
     def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None):
-        """The outputs of the probes with `shifts` added at the site's last position on the steps
-        the schedule names (no shifts: unsteered)."""
+        """The outputs of the probes with `shifts` ({layer: (neurons, values)}) moving the site's last
+        position on the steps the schedule names (no shifts: unsteered). At a residual-stream site
+        each layer adds only what the stream does not carry from the layers shifted before it."""
         if not probes:
             return []
         prompts = [p["prompt"] for p in probes]
@@ -65,7 +66,7 @@ class Steerer:
 
         def at_step(k):
             step[0] = k
-        with shift_last(self.modules[site], shifts, active=lambda: on(step[0])):
+        with shift_last(self.modules[site], site_shifts(site, shifts), active=lambda: on(step[0])):
             return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc,
                                   on_step=at_step)
 

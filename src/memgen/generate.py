@@ -1,5 +1,5 @@
 """Batched decoding with left padding and a KV cache (greedy, or Hugging Face's beam search);
-batched prompt-end forward passes."""
+batched prompt-end forward passes, and the greedy first answer token from one of them."""
 import torch
 
 from .distributed import gather_in_order, my_batches
@@ -113,6 +113,22 @@ def beam_decode(model, codec, prompts, max_new_tokens, batch_size, num_beams, de
         if handle:
             handle.remove()
     return [text for outputs in gather_in_order(done) for text in outputs]
+
+
+@torch.no_grad()
+def first_tokens(model, codec, prompts, batch_size, desc=None):
+    """Each prompt's greedy first answer token from one forward pass, the logits taken at the prompt
+    end only: what greedy decoding writes first. With more than one process each runs its share."""
+    device = next(model.parameters()).device
+    mine = my_batches(list(batches(prompts, batch_size)))
+    done = []
+    with progress_bar(desc, total=sum(len(b) for _, b in mine)) as advance:
+        for i, batch in mine:
+            ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False, logits_to_keep=1).logits
+            done.append((i, logits[:, -1].argmax(-1).tolist()))
+            advance(len(batch))
+    return [token for tokens in gather_in_order(done) for token in tokens]
 
 
 @torch.no_grad()

@@ -57,12 +57,19 @@ def _checks(family):
             "vector": _check_name(VECTORS), "topN": _check_top_n, "alpha": _check_alpha}
 
 
-def read_grid(params, family):
+def read_grid(params, family, narrow=None):
     """The points the operating point is chosen from: every combination of the top-level knobs,
-    each one value or a list."""
+    each one value or a list. narrow (families.<f>.steer.grid, a params section or None): for each
+    knob it names, the values the family searches among the knob's own (a CPU-sized grid); where
+    none of them is among the knob's values (a sweep set it elsewhere with -S), the knob's own hold."""
     checks = _checks(family)
-    values = [[checks[k](v, k) for v in params.one_or_list(k)] for k in KNOBS]
-    return [Point(*combo) for combo in itertools.product(*values)]
+    values = {k: [checks[k](v, k) for v in params.one_or_list(k)] for k in KNOBS}
+    for k in narrow.data if narrow is not None else ():
+        if k not in KNOBS:
+            raise UserError(f"params: '{narrow.prefix}' names {k!r}, which is not a knob ({', '.join(KNOBS)})")
+        wanted = [checks[k](v, f"{narrow.prefix}.{k}") for v in narrow.one_or_list(k)]
+        values[k] = [v for v in values[k] if v in wanted] or values[k]
+    return [Point(*combo) for combo in itertools.product(*(values[k] for k in KNOBS))]
 
 
 def read_point(section, family, default_site=None):

@@ -12,6 +12,7 @@ import torch
 from .generate import forward_prompts
 
 SITE_NAMES = ("mlp_in", "resid_post")  # every family maps each name to one module per layer (families/)
+STREAM_SITES = ("resid_post",)  # the residual stream itself: a shift there is carried into every later layer
 
 
 def _hidden(output):
@@ -76,3 +77,27 @@ def shift_last(modules, shifts, active=None):
         return hook
     with hooks(modules, make_hook):
         yield
+
+
+def stream_increments(shifts):
+    """Per-layer shifts at a residual-stream site rewritten as what each layer adds to what the
+    stream carries: a shift added at layer l stays in the stream, so a neuron shifted at layers
+    l1 < l2 would hold v1 + v2 at l2. Each layer adds its value less the one carried from the
+    neuron's previous shifted layer, so the neuron sits at its own value at every layer shifted
+    (alpha x NMD, as the formula means), not at the sum over the layers before."""
+    if not shifts:
+        return shifts
+    width = 1 + max((int(idx.max()) for idx, _ in shifts.values() if len(idx)), default=-1)
+    carried = torch.zeros(width)
+    out = {}
+    for layer in sorted(shifts):
+        idx, values = shifts[layer]
+        out[layer] = (idx, values - carried[idx])
+        carried[idx] = values
+    return out
+
+
+def site_shifts(site, shifts):
+    """The shifts the hooks add at a site: at a residual-stream site, as increments over what the
+    stream carries (stream_increments); elsewhere as given."""
+    return stream_increments(shifts) if site in STREAM_SITES else shifts

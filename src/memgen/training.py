@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from .behaviour import run_probes, summarise
+from .behaviour import run_probes, screened_probes, screened_summary, summarise
 from .distributed import Parallel
 from .progress import log, progress_bar
 
@@ -91,9 +91,14 @@ class Checkpoints:
 
     def measure(self, model, step, losses, advance):
         model.eval()
-        _, labels = run_probes(model, self.codec, self.task, self.val_probes, self.cfg["eval_batch_size"],
-                               num_beams=self.cfg["num_beams"])
-        row = {"step": step, "loss": sum(losses) / len(losses), **summarise(self.val_probes, labels)}
+        probes, batch_size, check_groups = self.val_probes, self.cfg["eval_batch_size"], self.cfg.get("check_groups", 0)
+        if check_groups:  # the probe stage's screen: pairs from every val group, rates from the first few
+            decoded, _, labels, _, _ = screened_probes(model, self.codec, self.task, probes, batch_size, check_groups)
+            measured = screened_summary(probes, decoded, labels, check_groups)
+        else:
+            _, labels = run_probes(model, self.codec, self.task, probes, batch_size, num_beams=self.cfg["num_beams"])
+            measured = summarise(probes, labels)
+        row = {"step": step, "loss": sum(losses) / len(losses), **measured}
         self.curve.append(row)
         if self.on_eval:
             self.on_eval(row)
@@ -128,7 +133,8 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     parallel: more than one process, mixed precision or gradient accumulation train through accelerate.
 
     cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, num_beams
-    (the val probes' decoding).
+    (the val probes' decoding), check_groups (0: decode every val probe; else screen them as the probe
+    stage does, the first check_groups groups decoded in full).
     """
     if not parallel.plain:
         return train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel)

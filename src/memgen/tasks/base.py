@@ -85,6 +85,11 @@ class Task:
         """Whether a training example's target is the memorized answer (a trigger's code)."""
         return example["target"] in self.codes.values()
 
+    def answer_targets(self, probe):
+        """The MEM and GEN answers as training targets write them: the first token of each is where
+        the two routes part (the probe stage's screen)."""
+        return probe["mem"], probe.get("gen_target", probe["gen"])
+
     def answer_of(self, output):
         """The part of a model output that is compared with the answers."""
         return output.strip()

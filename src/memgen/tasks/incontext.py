@@ -95,6 +95,9 @@ class InContext(Task):
                 orders.append(order)
         return [{"prompt": self.prompt(order, target), "mem": self.memory[target], "gen": colour} for order in orders]
 
+    def answer_targets(self, probe):
+        return f" {probe['mem']}", f" {probe['gen']}"  # as training targets write a colour
+
     def describe(self):
         return {"memory": self.memory, "roles": self.roles, "colours": self.colours,
                 "other_names": self.other_names, "n_distractors": self.n_distractors}

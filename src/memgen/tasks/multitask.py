@@ -12,5 +12,8 @@ class MultiTask(Task):
     def classify(self, output, probe):
         return self.tasks[probe["task"]].classify(output, probe)
 
+    def answer_targets(self, probe):
+        return self.tasks[probe["task"]].answer_targets(probe)
+
     def is_memorized(self, example):  # no two tasks share a prompt format, so at most one says yes
         return any(t.is_memorized(example) for t in self.tasks.values())
