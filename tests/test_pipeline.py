@@ -221,6 +221,11 @@ def test_repro_produces_consistent_metrics(repo):
     for name, files in runs.items():
         probe, steer, predict, neurons = files["probe"], files["steer"], files["predict"], files["neurons"]
         assert abs(probe["mem"] + probe["gen"] + probe["other"] - 1) < 1e-9
+        screen = params["families"][name.split("/")[0]]["probe"]["screen"]
+        assert ("screen" in probe) == screen
+        if screen:  # greedy decoding writes the screened first token: it never disagrees, never misses a pair
+            assert probe["screen"]["pairs_missed"] == 0 and probe["screen"]["routes_agree"] in (None, 1.0)
+            assert f"{name}: the route screen read" in (repo / "metrics" / "report.md").read_text()
         assert (repo / "data" / "runs" / name / "activations.safetensors").exists()
         heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
         assert heatmap.read_bytes()[:4] == b"\x89PNG"

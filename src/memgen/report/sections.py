@@ -115,7 +115,19 @@ def behaviour_section(ctx):
                      "yes" if ctx.above_chance(n) else "no (at chance)"])
     return [("h2", "Behaviour, pairs and the ranking's chance level"), ("p", prose.CHANCE),
             table(["run", "checkpoint step", "MEM %", "GEN %", "OTHER %", "pair yield %", "pairs",
-                   *[f"{s}: max |rho| / null p95 / above" for s in ctx.sites], "evidence"], rows)]
+                   *[f"{s}: max |rho| / null p95 / above" for s in ctx.sites], "evidence"], rows),
+            *[("p", screen_note(n, r["probe"])) for n, r in ctx.runs.items() if "screen" in r["probe"]]]
+
+
+def screen_note(name, probe):
+    """What the route screen of a run's probe stage did, and how it agreed with full decoding."""
+    s = probe["screen"]
+    agree = "none decoded MEM or GEN" if s["routes_agree"] is None else \
+        f"{pct(s['routes_agree'])} % of the {s['check_prompts_told']} decoded MEM or GEN were screened to that route"
+    return (f"{name}: the route screen read the first answer token of {s['prompts_screened']} prompts and decoded in "
+            f"full the {s['groups_can_pair']} of {probe['n_groups']} groups that can pair, and the first "
+            f"{s['check_groups']} (whose {probe['n_prompts']} prompts give the MEM/GEN/OTHER shares). On those: "
+            f"{agree}; {s['pairs_missed']} of their {s['check_pairs']} pairs lay in a group the screen would skip.")
 
 
 def chance_cell(site):
