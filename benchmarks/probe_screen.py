@@ -13,8 +13,7 @@ import statistics
 import click
 
 from common import interleaved, machine, summary
-from memgen.behaviour import find_pairs, first_groups, groups_that_can_pair, run_probes, screen_routes
-from memgen.generate import first_tokens
+from memgen.behaviour import find_pairs, first_groups, run_probes, screened_probes
 from memgen.io import read_jsonl
 from memgen.run import Run
 from memgen.tasks import OTHER
@@ -30,18 +29,15 @@ def main(family, task, rep, n_groups, repeats):
     run = Run.open(family, task, rep)
     batch_size = run.params.section("probe").int("batch_size", lo=1)
     probes = first_groups(read_jsonl(run.data_dir / "probe.jsonl"), n_groups)
-    prompts = [p["prompt"] for p in probes]
     model, codec = run.load_model()
     result = {}
 
     def full():
         result["full"] = run_probes(model, codec, run.task, probes, batch_size)[1]
 
-    def screened():
-        routes = screen_routes(codec, run.task, probes, first_tokens(model, codec, prompts, batch_size))
-        can_pair = groups_that_can_pair(probes, routes)
-        kept = [p for p in probes if p["group"] in can_pair]
-        result["screened"] = routes, kept, run_probes(model, codec, run.task, kept, batch_size)[1] if kept else []
+    def screened():  # the probe stage's screen, without check groups
+        decoded, _, labels, routes, _ = screened_probes(model, codec, run.task, probes, batch_size, 0)
+        result["screened"] = routes, [probes[i] for i in decoded], labels
 
     times = interleaved({"full": full, "screened": screened}, repeats)
     labels = result["full"]

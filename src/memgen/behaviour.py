@@ -70,7 +70,8 @@ def screened_probes(model, codec, task, probes, batch_size, check_groups, desc=N
     can_pair = groups_that_can_pair(probes, routes)
     full = leading_groups(probes, check_groups)
     decoded = [i for i, p in enumerate(probes) if p["group"] in can_pair or p["group"] in full]
-    outputs, labels = run_probes(model, codec, task, [probes[i] for i in decoded], batch_size, desc=desc)
+    kept = [probes[i] for i in decoded]
+    outputs, labels = run_probes(model, codec, task, kept, batch_size, desc=desc) if kept else ([], [])
     return decoded, outputs, labels, routes, can_pair
 
 
