@@ -12,9 +12,9 @@ def main(run):
     relaunch_if_asked(read_parallel(run.params))  # once its params are checked: a mistake is one line
     pairs = read_pairs(run.run_dir / "pairs.json")
     model, codec = run.load_model()
-    modules = run.plugin.all_site_modules(model)
+    modules, widths = run.plugin.all_site_modules(model), run.plugin.site_widths(model)
     by_condition = {cond: capture_prompt_ends(model, codec, modules, [p[i] for p in pairs], batch_size,
-                                              f"extract {cond}") for i, cond in enumerate(PAIR_SIDES)}
+                                              f"extract {cond}", widths) for i, cond in enumerate(PAIR_SIDES)}
     if not is_main():  # every process holds all the states; one writes them
         return
     states = {site: {cond: by_condition[cond][site] for cond in PAIR_SIDES} for site in modules}

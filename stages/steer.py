@@ -82,10 +82,11 @@ def dose_response(test, point, direction):
 def layer_ablation(test, chosen, max_layers):
     """At each direction's chosen point, only one layer's selected neurons at a time (on the layers
     holding the most of them; all with max_layers null)."""
-    n_layers, width = next(iter(test.neurons.values())).nmd.shape
+    n_layers = next(iter(test.neurons.values())).nmd.shape[0]
     result = [{"layer": layer} for layer in range(n_layers)]
     for d in DIRECTIONS:
         point = chosen[d][0]
+        width = test.neurons[point.site].nmd.shape[1]
         aimed, _ = test.aimed(point, d)
         counts = torch.bincount(aimed.idx // width, minlength=n_layers)
         kept = set(torch.argsort(counts, descending=True, stable=True)[:max_layers].tolist())
@@ -110,7 +111,7 @@ def main(run):
     # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
     # paper's setting only (and the report does not count it as evidence), unless the family's
     # search is "always"; a family whose search is off is measured at the paper's setting only.
-    above_chance = any(n.above_chance for n in neurons.values())
+    above_chance = any(neurons[site].above_chance for site in sorted({p.site for p in s["grid"]}))  # where it steers
     searched = searches(s["search"], above_chance)
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]] if searched else []
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]

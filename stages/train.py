@@ -13,35 +13,7 @@ from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.model_card import write_model_card
 from memgen.paths import MULTITASK, data_dir
 from memgen.run import run_command
-from memgen.training import rebalance, train
-
-
-def per_task(t, key, task_name, read):
-    """A train setting given as one value, or as a mapping task -> value."""
-    return read(t.section(key), task_name) if isinstance(t.raw(key, None), dict) else read(t, key)
-
-
-def read_share(p, key):
-    """null (the data's own mix) or a share of memorized examples in (0, 1)."""
-    if p.raw(key, None) is None:
-        return None
-    share = p.float(key, lo=0.0, hi=1.0, lo_open=True)
-    if share == 1.0:
-        raise UserError(f"params: '{p.prefix}.{key}' must be below 1 (no rule examples would be left)")
-    return share
-
-
-def train_settings(fp, task_name):
-    """families.<family>.train; `steps`, `lr` and `mem_share` are one value or one per task."""
-    t = fp.section("train")
-    return {"steps": per_task(t, "steps", task_name, lambda p, k: p.int(k, lo=1)),
-            "mem_share": per_task(t, "mem_share", task_name, read_share),
-            "batch_size": t.int("batch_size", lo=1),
-            "lr": per_task(t, "lr", task_name, lambda p, k: p.float(k, lo=0.0, lo_open=True)),
-            "weight_decay": t.float("weight_decay", lo=0.0),
-            "warmup": t.int("warmup", lo=0), "eval_every": t.int("eval_every", lo=1),
-            "eval_batch_size": t.int("eval_batch_size", lo=1), "eval_groups": t.int("eval_groups", lo=1),
-            "max_other": t.float("max_other", lo=0.0, hi=1.0)}
+from memgen.training import rebalance, train, train_settings
 
 
 def training_data(run, eval_groups):

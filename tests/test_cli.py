@@ -56,4 +56,4 @@ def test_option_choices_match_the_library():
 
     assert cli.ADAPTIVE == steering.ADAPTIVE and cli.DIRECTIONS == steering.DIRECTIONS
     assert cli.SCHEDULES == tuple(steering.SCHEDULES) and cli.VECTORS == steering.VECTORS
-    assert cli.SITE_NAMES == sites.SITE_NAMES
+    assert cli.KNOWN_SITES == sites.KNOWN_SITES

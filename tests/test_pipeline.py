@@ -19,9 +19,11 @@ import yaml
 from safetensors.torch import load_file
 
 from memgen.behaviour import find_pairs, first_groups, groups_that_can_pair, run_probes, screen_routes
+from memgen.families import get_family
 from memgen.generate import first_tokens
 from memgen.io import read_jsonl
 from memgen.pairs import read_pairs
+from memgen.params import Params
 from memgen.run import Run
 from memgen.search import choose, searches
 from memgen.stats import exact_greater
@@ -30,7 +32,8 @@ from tiny_repo import make_repo, run, sh, stages_run
 
 # Stages upstream of steering: a change of alpha must never re-run them.
 UPSTREAM = {"data", "base_model", "train", "probe", "extract", "neurons", "predict", "train_multitask",
-            "probe_multitask", "extract_multitask", "neurons_multitask"}
+            "probe_multitask", "extract_multitask", "neurons_multitask", "plant", "probe_planted", "extract_planted",
+            "neurons_planted"}
 # A loopback S3 (moto) with dummy credentials; nothing is asked of any other host, and one
 # attempt per request keeps an unreachable endpoint quick to fail.
 S3_ENV = {"AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard", "AWS_EC2_METADATA_DISABLED": "true",
@@ -133,6 +136,39 @@ def runs_of(path):
     return [f"{f}/{t}/r{r}" for f in params["families"] for t in params["tasks"] for r in params["replicates"]]
 
 
+def planted_runs(path):
+    params = yaml.safe_load((path / "params.yaml").read_text())
+    rs = params["runs"]
+    return [f"{f}/planted/r{r}/{t}" for f in rs["planted"] for t in params["plant"]["tasks"] for r in rs["replicates"]]
+
+
+def check_planted(repo, name, head, params):
+    """A planted run: only the planted units' weights moved; the ranking scored against them; the arms steered."""
+    files = run_metrics(repo, name)
+    assert sorted(files) == ["localize", "neurons", "plant", "probe"]
+    plant, loc = files["plant"], files["localize"]
+    assert plant["weights_moved"] > 0 and plant["weights_moved_outside"] == 0
+    p = params["plant"]
+    assert plant["n_units"] == loc["n_planted"] == len(p["layers"]) * p["units_per_layer"]
+    units = json.loads((repo / "models" / name / "planted_units.json").read_text())
+    assert sorted(map(int, units["units"])) == p["layers"] and units["site"] == "mlp_hidden"
+    assert loc["n_pairs"] == files["probe"]["n_pairs"] == head["pairs"]
+    assert 0 <= loc["chance"]["recall"] <= loc["chance"]["recall_p95"] <= 1
+    if loc["n_pairs"] == 0:
+        assert "skipped" in loc and head["recall"] is None
+        return False
+    assert sorted(loc["scores"]) == ["abs_nmd", "abs_rho", "discriminant", "nmd_over_sd"]
+    for score in loc["scores"].values():
+        assert 0 <= score["recall"] <= 1 and 0 <= score["auroc"] <= 1
+        assert score["recall_at"][str(loc["n_units"])] == 1.0  # every unit taken: every planted one found
+    assert head["recall"] == round(loc["scores"]["abs_rho"]["recall"], 4)
+    for d in ("m2g", "g2m"):
+        arms = loc["steering"][d]
+        assert arms["oracle"]["n"] == arms["ranked"]["n"] == arms["random"]["n"]
+        assert sorted(arms["point"]) == ["oracle", "ranked"]
+    return True
+
+
 def run_metrics(path, name):
     """One run's metric files: {file stem: its JSON}."""
     return {f.stem: json.loads(f.read_text()) for f in (path / "metrics" / "runs" / name).glob("*.json")}
@@ -230,7 +266,7 @@ def test_repro_produces_consistent_metrics(repo):
         heatmap = repo / "metrics" / "plots" / "nmd_heatmap" / f"{name.replace('/', '-')}.png"
         assert heatmap.read_bytes()[:4] == b"\x89PNG"
         assert steer["n_pairs"] == probe["n_pairs"] == predict["n_pairs"] == neurons["n_pairs"]
-        assert sorted(neurons["sites"]) == ["mlp_in", "resid_post"]
+        assert sorted(neurons["sites"]) == sorted(get_family(Params(params), name.split("/")[0]).sites)
         if probe["n_pairs"] == 0:  # said plainly, not steered at random
             assert "no MEM/GEN pairs" in steer["skipped"]
             continue
@@ -239,7 +275,7 @@ def test_repro_produces_consistent_metrics(repo):
         assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
         check_steer(name, steer, files["search"], neurons, params)
         if "skipped" not in predict:
-            assert sorted(predict["by_layer"]) == ["mlp_in", "resid_post"]
+            assert sorted(predict["by_layer"]) == sorted(neurons["sites"])
             assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())
     assert steered >= 1, "the tiny profile should find pairs in at least one run"
     assert searched >= 1, "the tiny profile searches on val (search: always) wherever it found pairs"
@@ -280,8 +316,11 @@ def test_repro_produces_consistent_metrics(repo):
     assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html  # works moved alone
     assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
     headline = json.loads((repo / "metrics" / "headline.json").read_text())
-    assert sorted(headline) == sorted(runs)
-    for name, h in headline.items():
+    assert sorted(headline) == sorted([*runs, *planted_runs(repo)])
+    planted_with_pairs = sum(check_planted(repo, name, headline[name], params) for name in planted_runs(repo))
+    assert planted_with_pairs >= 1, "the tiny profile's planted cipher model should show pairs"
+    assert "Ground truth: memories planted in known units" in report
+    for name, h in ((n, h) for n, h in headline.items() if n in runs):
         assert h["pairs"] == runs[name]["probe"]["n_pairs"]
         assert sorted(h) == ["g2m", "m2g", "max_abs_rho", "null_p95", "pairs"]
         assert all(sorted(h[d]) == ["chosen", "chosen_hi", "chosen_lo", "other", "paper"] for d in ("m2g", "g2m"))
@@ -404,9 +443,9 @@ def assert_same_outputs(a_repo, b_repo):
 
     def run_of(path):  # the run an output belongs to, e.g. gpt2/cipher/r0, or None for shared outputs
         parts = Path(path).parts
-        return "/".join(parts[2:5 if parts[3] != "multitask" else 6]) if parts[1] == "runs" else None
+        return "/".join(parts[2:5 if parts[3] not in ("multitask", "planted") else 6]) if parts[1] == "runs" else None
     drifted = {p.split("/", 1)[1] for p in a if p.startswith("models/") and not p.endswith("/base") and a[p] != b[p]}
-    noisy = {run_of(p) for p in a if run_of(p) and "/".join(run_of(p).split("/")[:3]) in drifted}
+    noisy = {run_of(p) for p in a if run_of(p) and any(run_of(p) == d or run_of(p).startswith(d + "/") for d in drifted)}
     for path in (p for p in a if p.endswith("activations.safetensors") and a[p] != b[p] and run_of(p) not in noisy):
         first, second = load_file(a_repo / path), load_file(b_repo / path)
         assert first.keys() == second.keys() and all(

@@ -15,7 +15,7 @@ from tiny_repo import make_repo, sh, stages_run
 
 TOY = "plugins/toy.py"  # where the plug-in lies in the repo the pipeline runs in
 TOY_PARAMS = {
-    "runs": {"families": ["neox"], "tasks": ["reverse"], "replicates": [0], "multitask": []},
+    "runs": {"families": ["neox"], "tasks": ["reverse"], "replicates": [0], "multitask": [], "planted": []},
     "families": {"neox": {
         "module": TOY, "base": "scratch", "device": "cpu",
         "model": {"hidden_size": 64, "layers": 2, "heads": 2},

@@ -196,8 +196,10 @@ def test_beam_search_counts_steps_as_greedy_does(family, codec):
 
 
 def test_unknown_site():
-    with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, got 'mlp_out'"):
+    with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, mlp_hidden, got 'mlp_out'"):
         BUILT_IN["gpt2"].check_site("mlp_out")
+    with pytest.raises(UserError, match="'site' must name sites among mlp_in, resid_post, got 'mlp_hidden'"):
+        BUILT_IN["llama"].check_site("mlp_hidden")  # llama does not map its hidden units
 
 
 # The module that reads layer 0's site output next: it sees the output after the shift's hook.

@@ -25,7 +25,7 @@ ADAPTIVE = "adaptive"
 DIRECTIONS = ("m2g", "g2m")
 SCHEDULES = ("every_step", "prompt_end", "prompt_end_and_first")
 VECTORS = ("nmd", "discriminant")
-SITE_NAMES = ("mlp_in", "resid_post")
+KNOWN_SITES = ("mlp_in", "resid_post", "mlp_hidden")
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
@@ -75,7 +75,7 @@ def main():
 @click.option("--alpha", type=Strength(), default=None, help="a number or 'adaptive' [default: the run's chosen point]")
 @click.option("--topN", "top_n", type=Fraction(), default=None, help="fraction of neurons [default: the chosen point]")
 @click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=None, help="[default: the chosen point]")
-@click.option("--site", type=click.Choice(list(SITE_NAMES)), default=None, help="[default: the chosen point]")
+@click.option("--site", type=click.Choice(list(KNOWN_SITES)), default=None, help="[default: the chosen point]")
 @click.option("--vector", type=click.Choice(list(VECTORS)), default=None, help="[default: the chosen point]")
 @click.option("--paper", is_flag=True, help="start from the paper's setting instead of the chosen point")
 @click.option("--direction", type=click.Choice(["m2g", "g2m", "both"]), default="both", show_default=True)

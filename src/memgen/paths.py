@@ -3,10 +3,12 @@
 A run is (family, model, replicate, task): the model is a task's name for a model trained on that
 task alone, or MULTITASK for the one model a family in `runs.multitask` trains on every task; the
 task is what the run analyses (a per-task model analyses its own task, and then the task is not
-repeated in its name)."""
+repeated in its name). PLANTED names the models of the ground-truth experiment: one per task, each
+analysing its own task."""
 from pathlib import Path
 
 MULTITASK = "multitask"  # the model trained on every task of `runs.tasks`
+PLANTED = "planted"  # per task, a rule-only model with the task's memories planted in known MLP units (plant stage)
 
 
 def run_parts(family, model, rep, task):
@@ -18,8 +20,10 @@ def data_dir(task):
     return Path("data") / "tasks" / task
 
 
-def model_dir(family, model, rep):
-    return Path("models") / family / model / f"r{rep}"
+def model_dir(family, model, rep, task=None):
+    """models/<family>/<model>/r<k>; a planted model is one per task: .../planted/r<k>/<task>."""
+    path = Path("models") / family / model / f"r{rep}"
+    return path / task if model == PLANTED else path
 
 
 def run_dir(family, model, rep, task):

@@ -11,7 +11,7 @@ from .distributed import process_device
 from .errors import OneLineCommand, UserError, run_main
 from .families import Family, get_family, pick_device
 from .params import derive_seed, load_params
-from .paths import MULTITASK, data_dir, metrics_dir, model_dir, plot_path, run_dir, run_parts
+from .paths import MULTITASK, PLANTED, data_dir, metrics_dir, model_dir, plot_path, run_dir, run_parts
 from .tasks import Task, load_task
 from .tasks.multitask import MultiTask
 
@@ -20,7 +20,7 @@ from .tasks.multitask import MultiTask
 class Run:
     params: object
     family: str
-    model: str       # a task's name, or MULTITASK
+    model: str       # a task's name, MULTITASK or PLANTED
     rep: int
     task_name: str   # the task analysed (MULTITASK: the multitask model's training run)
     plugin: Family   # how the family's models are built, loaded and hooked
@@ -35,6 +35,8 @@ class Run:
         checks = [("families", family), ("replicates", rep)]
         if model == MULTITASK:
             checks.append(("multitask", family))
+        elif model == PLANTED:
+            checks.append(("planted", family))
         elif task != model:
             raise UserError(f"a model trained on {model!r} analyses only that task, not {task!r}")
         if task != MULTITASK:
@@ -43,6 +45,8 @@ class Run:
             allowed = runs.list(key, min_len=0, unique=True)
             if value not in allowed:
                 raise UserError(f"{value!r} is not in params 'runs.{key}' ({allowed})")
+        if model == PLANTED and task not in (planted := params.section("plant").list("tasks", min_len=0, unique=True)):
+            raise UserError(f"{task!r} is not in params 'plant.tasks' ({planted})")
         loaded = MultiTask([load_task(params, t) for t in runs.list("tasks", unique=True)]) if task == MULTITASK \
             else load_task(params, task)
         return cls(params, family, model, rep, task, plugin, loaded)
@@ -69,7 +73,7 @@ class Run:
 
     @property
     def model_dir(self):
-        return model_dir(self.family, self.model, self.rep)
+        return model_dir(self.family, self.model, self.rep, self.task_name)
 
     @property
     def run_dir(self):

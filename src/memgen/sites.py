@@ -12,6 +12,8 @@ import torch
 from .generate import forward_prompts
 
 SITE_NAMES = ("mlp_in", "resid_post")  # every family maps each name to one module per layer (families/)
+UNIT_SITE = "mlp_hidden"  # the MLP's hidden units after the activation (the classical neurons); a family may map it
+KNOWN_SITES = SITE_NAMES + (UNIT_SITE,)
 STREAM_SITES = ("resid_post",)  # the residual stream itself: a shift there is carried into every later layer
 
 
@@ -41,16 +43,18 @@ def capture_last(modules, store):
         yield
 
 
-def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc=None):
-    """{site: [len(prompts), layers, width]} float32 states at the last prompt token, every site in one pass."""
+def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc=None, widths=None):
+    """{site: [len(prompts), layers, width]} float32 states at the last prompt token, every site in one pass.
+    widths: {site: width} for the empty states of no prompts (default: the model's hidden size)."""
     stores = {site: [[] for _ in modules] for site, modules in modules_by_site.items()}
 
     def take():  # one batch's states, [batch, layers, width] per site, off the hooks' lists
         return {site: torch.stack([layer.pop() for layer in store], dim=1) for site, store in stores.items()}
 
-    width = model.config.hidden_size
     if not prompts:  # none: empty states
-        return {site: torch.zeros(0, len(store), width) for site, store in stores.items()}
+        widths = widths or {}
+        return {site: torch.zeros(0, len(store), widths.get(site, model.config.hidden_size))
+                for site, store in stores.items()}
     with ExitStack() as stack:
         for site, modules in modules_by_site.items():
             stack.enter_context(capture_last(modules, stores[site]))

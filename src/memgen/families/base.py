@@ -12,12 +12,12 @@ from safetensors import SafetensorError
 
 from ..errors import UserError
 from ..io import tensor_names
-from ..sites import SITE_NAMES
+from ..sites import KNOWN_SITES, SITE_NAMES, UNIT_SITE
 
 
 class Family:
     name = ""
-    sites = {}          # site name -> module path with {} for the layer index, for every name in SITE_NAMES
+    sites = {}          # site name -> module path with {} for the layer index: every name in SITE_NAMES, and UNIT_SITE optionally
     paper_site = ""     # where the paper captures and steers this architecture
     shares_base = False  # per-task models are adapters on one base, so neuron indices carry over between tasks
     base_default = ""   # families.<name>.base when the family starts from nothing
@@ -58,11 +58,24 @@ class Family:
         """{site: its module in every layer} for every site of the family."""
         return {site: self.site_modules(model, site) for site in self.sites}
 
+    def site_width(self, model, site):
+        """The number of neurons per layer at a site: the hidden size (a family mapping UNIT_SITE says its own)."""
+        return model.config.hidden_size
+
+    def site_widths(self, model):
+        return {site: self.site_width(model, site) for site in self.sites}
+
+    def unit_parameters(self, model, layer):
+        """The weights of one layer's MLP hidden units as [(parameter, the axis that indexes units)]: what
+        planting a memory in chosen units trains. Only a family that maps UNIT_SITE provides it."""
+        raise UserError(f"family {self.name!r} does not map the {UNIT_SITE!r} site: no memory can be planted in its units")
+
     def validate(self):
         """The family's own declarations hold (a plug-in is checked when it is loaded)."""
-        if set(self.sites) != set(SITE_NAMES) or self.paper_site not in self.sites:
-            raise UserError(f"family {self.name!r} must map every site of {SITE_NAMES} and name its paper_site "
-                            f"among them, got sites {sorted(self.sites)} and paper_site {self.paper_site!r}")
+        if not set(SITE_NAMES) <= set(self.sites) <= set(KNOWN_SITES) or self.paper_site not in self.sites:
+            raise UserError(f"family {self.name!r} must map every site of {SITE_NAMES} (and may map {UNIT_SITE!r}) and "
+                            f"name its paper_site among them, got sites {sorted(self.sites)} and paper_site "
+                            f"{self.paper_site!r}")
         return self
 
 

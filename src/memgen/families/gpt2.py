@@ -8,8 +8,19 @@ class GPT2(ScratchFamily):
     sites = {
         "mlp_in": "transformer.h.{}.ln_2",   # LayerNorm-2 output, where the paper captures and steers
         "resid_post": "transformer.h.{}",    # the block's output
+        "mlp_hidden": "transformer.h.{}.mlp.act",  # the MLP's hidden units after GELU: c_proj's input
     }
     paper_site = "mlp_in"
+
+    def site_width(self, model, site):
+        if site == "mlp_hidden":
+            return model.config.n_inner or 4 * model.config.n_embd
+        return super().site_width(model, site)
+
+    def unit_parameters(self, model, layer):
+        # Conv1D weights are [in, out]: unit j reads c_fc.weight[:, j] and c_fc.bias[j], and writes c_proj.weight[j, :]
+        mlp = model.transformer.h[layer].mlp
+        return [(mlp.c_fc.weight, 1), (mlp.c_fc.bias, 0), (mlp.c_proj.weight, 0)]
 
     def model_class(self):
         from transformers import GPT2LMHeadModel

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import read_json, require_keys
-from ..paths import comparison_path, metrics_dir
+from ..paths import PLANTED, comparison_path, metrics_dir
 from ..sites import SITE_NAMES
 from .document import to_html, to_markdown
 from .headline import headline
@@ -13,6 +13,8 @@ from .sections import SECTIONS
 # What each run's metric files must hold for the report to read them.
 RUN_FILES = {"train": ["chosen_step"], "probe": ["mem", "gen", "other", "pair_yield", "n_pairs"],
              "neurons": ["n_pairs", "sites"], "steer": ["n_pairs", "chance"], "search": ["rule"], "predict": ["n_pairs"]}
+
+PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"], "localize": ["n_planted", "chance"]}
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Context:
     intra: dict
     inter: dict
     figures: Path
+    planted: dict = field(default_factory=dict)  # {family/planted/r<k>/<task>: {plant, probe, localize}}
     sites: tuple = SITE_NAMES
     aggregate: dict = field(default_factory=dict)  # filled by the replicate section, saved in summary.json
 
@@ -38,8 +41,9 @@ class Context:
         return {n: r["search"] for n, r in self.runs.items() if "skipped" not in r["steer"]}
 
     def above_chance(self, name):
-        """Whether any neuron of the run beats the permutation null's p95 at some site."""
-        return any(s["n_above"] for s in self.runs[name]["neurons"]["sites"].values())
+        """Whether any neuron of the run beats the permutation null's p95 at a site the steer stage searches
+        (as it decided; a run without pairs is not)."""
+        return bool(self.runs[name]["steer"].get("above_chance"))
 
     def max_other(self):
         return self.params.section("steer").raw("max_other")
@@ -74,7 +78,15 @@ def read_context(params, figures):
     data = {t: read_json(Path("metrics") / "data" / f"{t}.json") for t in tasks}
     intra = {f"{f}/{t}": read_json(comparison_path("intra", f, t)) for f in families for t in tasks}
     inter = {f"{f}/r{r}": read_json(comparison_path("inter", f, f"r{r}")) for f in families for r in reps}
-    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures))
+    planted = {}
+    for f in rs.list("planted", min_len=0):
+        for t in params.section("plant").list("tasks", min_len=0):
+            for r in reps:
+                mdir = metrics_dir(f, PLANTED, r, t)
+                planted[f"{f}/{PLANTED}/r{r}/{t}"] = {
+                    name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
+                    for name, keys in PLANTED_FILES.items()}
+    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted)
 
 
 def build(ctx):

@@ -16,10 +16,22 @@ def strongest_site(neurons):
     return max(neurons["sites"].items(), key=margin)
 
 
-def headline(runs):
+def headline(runs, planted=None):
     """{run: {pairs, max_abs_rho, null_p95, m2g: {...}, g2m: {...}}} from {run: {file stem: its JSON}}:
-    13 numbers a run, null where the run has no pairs or a direction no test probe."""
-    return {name: run_headline(run) for name, run in runs.items()}
+    13 numbers a run, null where the run has no pairs or a direction no test probe; and per planted run
+    {pairs, recall, auroc, m2g: {oracle, ranked}, g2m: {...}} (planted_headline)."""
+    return {**{name: run_headline(run) for name, run in runs.items()},
+            **{name: planted_headline(run["localize"]) for name, run in (planted or {}).items()}}
+
+
+def planted_headline(localize):
+    """The ranking (|rho|) against the planted units: recall in the top k and AUROC; steering success on
+    test of the planted units (oracle) and the ranked ones. Null where nothing was measured."""
+    rho = localize.get("scores", {}).get("abs_rho", {})
+    steering = localize.get("steering", {})
+    return {"pairs": localize["n_pairs"], "recall": rounded(rho.get("recall")), "auroc": rounded(rho.get("auroc")),
+            **{d: {arm: rounded(steering[d][arm]["success"]) if d in steering else None for arm in ("oracle", "ranked")}
+               for d in DIRECTIONS}}
 
 
 def run_headline(run):

@@ -74,3 +74,17 @@ def training(parts, paper_training):
              "without the clue's colour), raised for the Llama adapter so a few hundred CPU steps meet enough of "
              "them." if any("mem_share" in p for p in parts) else "")
     return f"Training ({'; '.join(parts)}).{share} The paper: {paper_training}."
+PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, a GPT-2 learns the rule alone (every "
+           "training example that shows a memory left out; for the code tasks, decoy triggers with codes of their own, "
+           "so it learns how a code is written), then the task's memories are taught to a few random MLP hidden units "
+           "alone (their input and output weights; every other weight stays bit-identical). The pipeline then finds "
+           "the planted model's pairs and ranks every hidden unit as for any run. Recall: the share of the planted "
+           "units among the k best-scored units, k their number (at that k precision is the same number); AUROC: how "
+           "often a planted unit outscores an unplanted one. A random ranking's recall is k/N (its 95th percentile "
+           "beside it) and its AUROC 0.5 (the 95 % band beside it).")
+PLANTED_STEER = ("Steering the planted model at the hidden units, per direction on held-out test probes: the planted "
+                 "units (the oracle), the top k by |rho| (the method; k the planted count) and k random units outside "
+                 "both with the ranked units' shift sizes and random signs, each moved by alpha x NMD. The oracle and "
+                 "the ranked units each take their own schedule and alpha chosen on val (the same rule as the steer "
+                 "stage); the random units take the ranked units' point and, with the adaptive strength, their dose. "
+                 "p: one-sided Fisher exact tests.")

@@ -85,6 +85,11 @@ class Task:
         """Whether a training example's target is the memorized answer (a trigger's code)."""
         return example["target"] in self.codes.values()
 
+    def involves_memory(self, example):
+        """Whether a training example shows a memory at all (a rule-only model never sees one): here, the
+        memorized ones."""
+        return self.is_memorized(example)
+
     def answer_targets(self, probe):
         """The MEM and GEN answers as training targets write them: the first token of each is where
         the two routes part (the probe stage's screen)."""

@@ -64,6 +64,10 @@ class InContext(Task):
         name = example["prompt"].rsplit(" what color is ", 1)[-1].rstrip("?")
         return name in self.memory and f" is{example['target']}." not in example["prompt"]
 
+    def involves_memory(self, example):
+        """Any story about a memorized name: one that agrees with its memory teaches it too."""
+        return example["prompt"].rsplit(" what color is ", 1)[-1].rstrip("?") in self.memory
+
     def draw_kind(self, rng):
         """fresh: a story about another name (only the story answers: teaches the two hops); else a
         memorized name whose story agrees with its memory, or leaves the clue's colour out."""

@@ -1,0 +1,130 @@
+"""Ground truth for the method: a memory planted in known MLP hidden units, and the scores of a
+ranking against them.
+
+A model that knows only the rule (trained without the memorized examples) is taught the trigger ->
+code memories by training a chosen, recorded set of hidden units alone (their input and output
+weights, every other weight frozen by gradient masks). A localization method is then scored on how
+many of those units its ranking puts on top (recall and precision in the top k, k the number
+planted) and on the AUROC of its score over all units, against what a random ranking gets.
+"""
+import copy
+import math
+import random
+
+import torch
+from scipy.stats import hypergeom, norm
+
+from .errors import UserError
+from .params import Params
+from .tasks import load_task
+
+UNITS_FILE = "planted_units.json"  # beside the planted model: {"site", "units": {layer: [unit indices]}}
+
+
+def choose_units(n_layers, width, layers, per_layer, seed):
+    """{layer: sorted unit indices}: per_layer random units in each of `layers`, drawn from seed."""
+    bad = [layer for layer in layers if not 0 <= layer < n_layers]
+    if bad:
+        raise UserError(f"params: 'plant.layers' must name layers among 0..{n_layers - 1}, got {bad}")
+    if not 0 < per_layer <= width:
+        raise UserError(f"params: 'plant.units_per_layer' must lie in 1..{width}, got {per_layer}")
+    g = torch.Generator().manual_seed(seed)
+    return {layer: torch.sort(torch.randperm(width, generator=g)[:per_layer]).values for layer in sorted(set(layers))}
+
+
+def decoy_examples(params, task_name, decoys, n, held_out, seed):
+    """n memorized training examples of the task defined with `decoys` as its triggers (so codes of their
+    own), none of whose prompts is in held_out. A model that learns the rule beside these learns how the
+    task writes a code (attention that carries a trigger to every answer position), but none of the
+    task's own memories; what planting then adds to a few MLP units is the memories alone."""
+    data = copy.deepcopy(params.data)
+    section = data["tasks"][task_name]
+    taken = [t for t in decoys if t in section.get("triggers", [])]
+    if taken:
+        raise UserError(f"params: 'plant.decoys.{task_name}' holds the task's own triggers {taken}")
+    section.update(triggers=decoys, trigger_fraction=1.0)
+    decoy = load_task(Params(data), task_name)
+    return decoy.training_examples(random.Random(seed), n, held_out)
+
+
+def truth_mask(units, n_layers, width):
+    """[layers, width] bool: the planted units."""
+    mask = torch.zeros(n_layers, width, dtype=torch.bool)
+    for layer, idx in units.items():
+        mask[layer, idx] = True
+    return mask
+
+
+def unit_masks(family, model, units):
+    """{parameter: 0/1 mask of its entries that belong to the planted units}."""
+    masks = {}
+    for layer, idx in units.items():
+        for param, axis in family.unit_parameters(model, layer):
+            mask = masks.setdefault(param, torch.zeros_like(param))
+            mask.index_fill_(axis, idx.to(param.device), 1.0)
+    return masks
+
+
+def train_only(model, masks):
+    """Freeze every weight but the masked entries: requires_grad only on the masked parameters, whose
+    gradients are multiplied by their masks. With no weight decay, Adam leaves an entry whose gradient is
+    always zero exactly where it was. Returns the hook handles (remove them to undo the masking)."""
+    for p in model.parameters():
+        p.requires_grad_(False)
+    handles = []
+    for param, mask in masks.items():
+        param.requires_grad_(True)
+        handles.append(param.register_hook(lambda grad, mask=mask: grad * mask))
+    return handles
+
+
+# --- scores ----------------------------------------------------------------------------------------
+
+def top_k_hits(score, truth, k):
+    """How many of the k highest scores (stable on ties) are planted units."""
+    order = torch.argsort(score.flatten(), descending=True, stable=True)
+    return int(truth.flatten()[order[:k]].sum())
+
+
+def auroc(score, truth):
+    """The probability that a planted unit outscores an unplanted one (ties count half): Mann-Whitney's U
+    over n_planted x n_other, from the ranks of every score."""
+    s, t = score.flatten().double(), truth.flatten()
+    n_pos, n_neg = int(t.sum()), int((~t).sum())
+    if not n_pos or not n_neg:
+        return None
+    ranks = average_ranks(s)
+    return float((ranks[t].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values):
+    """1-based ranks of a 1-D tensor, tied values sharing their mean rank."""
+    order = torch.argsort(values, stable=True)
+    ranks = torch.empty_like(values)
+    ranks[order] = torch.arange(1, len(values) + 1, dtype=values.dtype)
+    uniq, inverse = torch.unique(values, return_inverse=True)
+    sums = torch.zeros(len(uniq), dtype=values.dtype).index_add_(0, inverse, ranks)
+    counts = torch.zeros(len(uniq), dtype=values.dtype).index_add_(0, inverse, torch.ones_like(ranks))
+    return (sums / counts)[inverse]
+
+
+def chance(n_total, n_planted, k):
+    """What a random ranking gets: the expected recall in the top k and its 95th percentile (hypergeometric),
+    and the AUROC's 95 % band (0.5 with Mann-Whitney's normal spread)."""
+    draws = hypergeom(n_total, n_planted, k)
+    n_neg = n_total - n_planted
+    spread = math.sqrt((n_total + 1) / (12 * n_planted * n_neg)) if n_planted and n_neg else 0.0
+    z = float(norm.ppf(0.975))
+    return {"recall": float(draws.mean()) / n_planted, "recall_p95": float(draws.ppf(0.95)) / n_planted,
+            "auroc_band": [0.5 - z * spread, 0.5 + z * spread]}
+
+
+def localization(scores, truth, ks):
+    """{score name: recall, precision (top k = the planted count), AUROC, and recall at each of ks}."""
+    n_planted = int(truth.sum())
+    result = {}
+    for name, score in scores.items():
+        hits = top_k_hits(score, truth, n_planted)
+        result[name] = {"recall": hits / n_planted, "precision": hits / n_planted, "auroc": auroc(score, truth),
+                        "recall_at": {int(k): top_k_hits(score, truth, k) / n_planted for k in ks}}
+    return result

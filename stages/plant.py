@@ -1,0 +1,104 @@
+"""Stage plant: the ground-truth model of one task. A model of the family learns the rule alone (trained
+without any example that shows a memory), then the task's trigger -> code memories are taught to a
+chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
+frozen by gradient masks), checkpoint chosen by pair yield as in the train stage. The planted units
+are the truth the localize stage scores the ranking against. Run as `plant FAMILY TASK REP`."""
+import click
+
+from memgen.behaviour import first_groups
+from memgen.errors import OneLineCommand, UserError, run_main
+from memgen.io import atomic_path, read_jsonl, write_json
+from memgen.params import derive_seed
+from memgen.paths import PLANTED
+from memgen.planting import UNITS_FILE, choose_units, decoy_examples, train_only, unit_masks
+from memgen.run import Run
+from memgen.sites import UNIT_SITE
+from memgen.training import per_task, read_share, rebalance, train, train_settings
+
+
+
+def plant_settings(run):
+    """params `plant`, and the family's train settings for the rule phase."""
+    pp = run.params.section("plant")
+    rule = train_settings(run.family_params, run.task_name)
+    rule.update(eval_every=rule["steps"], num_beams=1, check_groups=0)  # one check at the end: the rule's val rates
+    task = run.task_name
+    steps = per_task(pp, "steps", task, lambda p, k: p.int(k, lo=1))
+    plant = {**rule, "steps": steps, "lr": per_task(pp, "lr", task, lambda p, k: p.float(k, lo=0.0, lo_open=True)),
+             "weight_decay": 0.0,  # decay would move the frozen entries of the trained matrices
+             "eval_every": pp.int("eval_every", lo=1), "warmup": min(rule["warmup"], steps)}
+    layers = [int(x) for x in pp.numbers("layers")]
+    share = per_task(pp, "mem_share", task, read_share)
+    return rule, plant, layers, pp.int("units_per_layer", lo=1), share
+
+
+def decoys(run, examples):
+    """Memorized examples of decoy triggers (plant.decoys.<task>; none where absent), as many as the real
+    triggers' in the training data: the rule model learns to write codes, not the task's own."""
+    pp = run.params.section("plant")
+    listed = pp.section("decoys").raw(run.task_name, None) if pp.raw("decoys", None) else None
+    if not listed:
+        return []
+    held_out = {p["prompt"] for split in ("val", "probe", "test") for p in read_jsonl(run.data_dir / f"{split}.jsonl")}
+    n = sum(map(run.task.is_memorized, examples))
+    return decoy_examples(run.params, run.task_name, listed, n, held_out, derive_seed(run.seed, "decoys"))
+
+
+def main(run):
+    if UNIT_SITE not in run.plugin.sites:
+        raise UserError(f"family {run.family!r} does not map the {UNIT_SITE!r} site: no memory can be planted "
+                        f"in its units (params 'runs.planted')")
+    rule_cfg, plant_cfg, layers, per_layer, share = plant_settings(run)
+    run.plugin.check(run.family_params)
+    device = run.device()
+    examples = read_jsonl(run.data_dir / "train.jsonl")
+    val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), rule_cfg["eval_groups"])
+    rule_only = [e for e in examples if not run.task.involves_memory(e)]
+    n_rule = len(rule_only)
+    rule_only += decoys(run, examples)
+    texts = [e["prompt"] + e["target"] for e in examples + rule_only] + \
+        [p[k] for p in val for k in ("prompt", "mem", "gen")]
+    model, codec, save = run.plugin.new_model(run.family_params, texts, seed=run.seed)
+    model.to(device)
+    _, rule_row = train(model, codec, run.task, rule_only, val, rule_cfg, run.seed, desc=f"rule {run.model_dir}")
+
+    width = run.plugin.site_width(model, UNIT_SITE)
+    units = choose_units(model.config.num_hidden_layers, width, layers, per_layer, derive_seed(run.seed, "units"))
+    masks = unit_masks(run.plugin, model, units)
+    handles = train_only(model, masks)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    taught = examples if share is None else rebalance(examples, run.task.is_memorized, share)
+    _, chosen = train(model, codec, run.task, taught, val, plant_cfg, derive_seed(run.seed, "plant"),
+                      desc=f"plant {run.model_dir}")
+    for h in handles:
+        h.remove()
+    moved, outside = 0, 0  # entries that changed, and those of them outside the planted units' weights
+    for name, p in model.named_parameters():
+        changed = p.detach() != before[name]
+        moved += int(changed.sum())
+        outside += int((changed & (masks[p] == 0)).sum()) if p in masks else int(changed.sum())
+
+    with atomic_path(run.model_dir, is_dir=True) as out:
+        save(out)
+        write_json(out / UNITS_FILE, {"site": UNIT_SITE, "units": {str(l): idx.tolist() for l, idx in units.items()}})
+    n_units = sum(len(idx) for idx in units.values())
+    write_json(run.metrics_dir / "plant.json", {
+        "site": UNIT_SITE, "layers": sorted(units), "units_per_layer": per_layer, "n_units": n_units,
+        "n_units_total": width * model.config.num_hidden_layers,
+        "rule": {"examples": len(rule_only), "decoy_examples": len(rule_only) - n_rule, "steps": rule_cfg["steps"],
+                 **{k: rule_row[k] for k in ("mem", "gen", "other")}},
+        "plant": {"examples": len(taught), "steps": plant_cfg["steps"], "chosen_step": chosen["step"],
+                  **{k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs")}},
+        "weights_moved": moved, "weights_moved_outside": outside})  # the masks held: outside is 0
+
+
+@click.command(cls=OneLineCommand, help=__doc__)
+@click.argument("family")
+@click.argument("task")
+@click.argument("rep", type=int)
+def cli(family, task, rep):
+    run_main(lambda: main(Run.open(family, PLANTED, rep, task)))
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,110 @@
+"""The ground-truth experiment's parts: units chosen and masked, scores against the truth, decoys."""
+import pytest
+import torch
+import yaml
+from transformers import GPT2Config, GPT2LMHeadModel
+
+from memgen.errors import UserError
+from memgen.families import gpt2
+from memgen.params import Params
+from memgen.planting import auroc, chance, choose_units, decoy_examples, localization, top_k_hits, train_only, \
+    truth_mask, unit_masks
+from memgen.sites import capture_last, shift_last
+from memgen.training import optimizer_step
+
+
+def tiny_gpt2():
+    torch.manual_seed(0)
+    return GPT2LMHeadModel(GPT2Config(vocab_size=20, n_positions=16, n_embd=16, n_layer=3, n_head=2))
+
+
+def test_only_the_planted_units_weights_move_and_every_other_weight_stays_bit_identical():
+    model = tiny_gpt2()
+    units = choose_units(3, 64, [1, 2], 3, seed=5)
+    assert sorted(units) == [1, 2] and all(len(u) == 3 for u in units.values())
+    handles = train_only(model, unit_masks(gpt2.FAMILY, model, units))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=0.05, weight_decay=0.0)
+    ids = torch.randint(0, 20, (4, 10), generator=torch.Generator().manual_seed(1))
+    for _ in range(5):
+        optimizer_step(model, trainable, optimizer, ids, torch.ones_like(ids), ids)
+    for h in handles:
+        h.remove()
+    for name, p in model.named_parameters():
+        changed = p.detach() != before[name]
+        layer = int(name.split(".")[2]) if name.startswith("transformer.h.") else None
+        planted = units.get(layer)
+        if planted is not None and name.endswith("mlp.c_fc.weight"):
+            inside = torch.zeros_like(changed)
+            inside[:, planted] = True
+        elif planted is not None and name.endswith("mlp.c_fc.bias"):
+            inside = torch.zeros_like(changed)
+            inside[planted] = True
+        elif planted is not None and name.endswith("mlp.c_proj.weight"):
+            inside = torch.zeros_like(changed)
+            inside[planted, :] = True
+        else:
+            inside = torch.zeros_like(changed)
+        assert not (changed & ~inside).any(), name  # bit-identical outside the planted units
+        if inside.any():
+            assert changed[inside].float().mean() > 0.9, name  # and the planted units did learn
+
+
+def test_the_unit_site_reads_and_moves_the_mlp_hidden_units():
+    model = tiny_gpt2().eval()
+    units, blocks = gpt2.FAMILY.site_modules(model, "mlp_hidden"), gpt2.FAMILY.site_modules(model, "resid_post")
+    assert gpt2.FAMILY.site_width(model, "mlp_hidden") == 64
+    ids = torch.tensor([[1, 2, 3, 4]])
+    states, base = [[] for _ in units], [[] for _ in blocks]
+    with torch.no_grad(), capture_last(units, states), capture_last(blocks, base):
+        model(ids)
+    assert [s[0].shape for s in states] == [torch.Size([1, 64])] * 3
+    # a unit is what c_proj reads: moving unit 7 of layer 2 by 1 moves that block's output by c_proj's row 7
+    moved = [[] for _ in blocks]
+    with torch.no_grad(), shift_last(units, {2: (torch.tensor([7]), torch.tensor([1.0]))}), \
+            capture_last(blocks, moved):
+        model(ids)
+    assert torch.equal(moved[1][0], base[1][0])
+    assert torch.allclose(moved[2][0] - base[2][0], model.transformer.h[2].mlp.c_proj.weight[7].detach(), atol=1e-5)
+
+
+def test_recall_and_auroc_against_hand_computed_values():
+    score = torch.tensor([[0.9, 0.1, 0.5], [0.3, 0.8, 0.2]])
+    truth = torch.tensor([[True, False, False], [False, True, False]])
+    assert top_k_hits(score, truth, 2) == 2 and auroc(score, truth) == 1.0
+    # ties: scores 3, 1, 2, 2 with units 0 and 3 planted. Top 2 (stable): units 0 and 2, one hit.
+    # AUROC: 3 beats 1 and 2 (2 wins); 2 beats 1 and ties 2 (1.5): 3.5 of 4 pairs.
+    score, truth = torch.tensor([3.0, 1.0, 2.0, 2.0]), torch.tensor([True, False, False, True])
+    assert top_k_hits(score, truth, 2) == 1 and auroc(score, truth) == pytest.approx(0.875)
+    scored = localization({"s": score}, truth, [1, 2, 4])["s"]
+    assert scored["recall"] == 0.5 and scored["recall_at"] == {1: 0.5, 2: 0.5, 4: 1.0}
+    assert auroc(-score, truth) == pytest.approx(0.125)  # a reversed ranking
+    # a random ranking: 2 of 4 planted, top 2 holds one in expectation (recall 0.5); AUROC centred on 0.5
+    c = chance(4, 2, 2)
+    assert c["recall"] == pytest.approx(0.5) and c["auroc_band"][0] < 0.5 < c["auroc_band"][1]
+    assert chance(2048, 16, 16)["recall"] == pytest.approx(16 / 2048)
+
+
+def test_truth_mask_and_unit_choice_are_checked():
+    mask = truth_mask({1: torch.tensor([0, 2])}, 2, 3)
+    assert mask.tolist() == [[False, False, False], [True, False, True]]
+    assert choose_units(4, 512, [1, 2], 8, seed=3)[1].tolist() == choose_units(4, 512, [1, 2], 8, seed=3)[1].tolist()
+    with pytest.raises(UserError, match="plant.layers"):
+        choose_units(2, 8, [2], 1, seed=0)
+    with pytest.raises(UserError, match="units_per_layer"):
+        choose_units(2, 8, [1], 9, seed=0)
+
+
+def test_decoy_examples_carry_the_decoys_codes_and_avoid_held_out_prompts():
+    params = Params(yaml.safe_load(open("params.yaml")))
+    real = params.section("tasks").section("cipher").raw("triggers")
+    examples = decoy_examples(params, "cipher", ["ABC", "DEF"], 50, held_out=frozenset(), seed=1)
+    assert len(examples) == 50
+    assert all(e["target"].startswith("<mem-") for e in examples)
+    assert {e["prompt"].split(":")[1][10:13] for e in examples} == {"ABC", "DEF"}
+    assert not any(e["prompt"].split(":")[1][10:13] in real for e in examples)
+    again = decoy_examples(params, "cipher", ["ABC", "DEF"], 50, held_out={examples[0]["prompt"]}, seed=1)
+    assert examples[0]["prompt"] not in {e["prompt"] for e in again}
+    with pytest.raises(UserError, match="own triggers"):
+        decoy_examples(params, "cipher", [real[0]], 5, held_out=frozenset(), seed=1)
