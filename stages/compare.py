@@ -19,7 +19,8 @@ from memgen.neuron_store import read_neurons
 from memgen.params import load_params
 from memgen.paths import MULTITASK, comparison_path
 from memgen.run import Run
-from memgen.search import intervention, read_ladder, read_paper_point, read_point, read_search, searches
+from memgen.search import (above_chance_at, intervention, read_grid, read_ladder, read_narrow, read_paper_point,
+                           read_point, read_search, searches)
 from memgen.steering import DIRECTIONS
 
 def jaccard(a, b):
@@ -41,7 +42,8 @@ def compare(runs, names, kind):
     if len(shapes) > 1:
         raise UserError(f"{kind}: the runs' neuron stores differ in shape {sorted(shapes)}; indices cannot carry over")
     found = {name for name, (_, n_pairs) in stores.items() if n_pairs}
-    above = {name for name, (sites, _) in stores.items() if any(site.above_chance for site in sites.values())}
+    grid = read_grid(first.params, first.plugin, read_narrow(fp))
+    above = {name for name, (sites, _) in stores.items() if above_chance_at(sites, grid)}  # as the steer stage decides
     sources = {"paper": found, "transfer": {n for n in found if searches(search, n in above)}}
     result = {s: {"point": p.as_dict(), **{d: {n: {} for n in names} for d in DIRECTIONS}} for s, p in points.items()}
     for target_name, target in zip(names, runs):

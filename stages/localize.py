@@ -21,7 +21,7 @@ from memgen.params import derive_seed
 from memgen.paths import PLANTED
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
 from memgen.run import Run
-from memgen.search import choose, read_grid, read_ladder
+from memgen.search import choose, read_grid, read_ladder, read_narrow
 from memgen.sites import UNIT_SITE
 from memgen.stats import exact_greater
 from memgen.steering import ADAPTIVE, DIRECTIONS, Intervention, random_others, random_signs, targeted
@@ -70,7 +70,7 @@ def main(run):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
     max_other, max_prompts = sp.float("max_other", lo=0.0, hi=1.0), fp.int("max_prompts", lo=1)
     ladder = read_ladder(run.params)
-    points = read_grid(run.params, run.plugin)
+    points = read_grid(run.params, run.plugin, read_narrow(fp))
     grid = sorted({(p.schedule, p.alpha) for p in points}, key=lambda sa: (sa[0], str(sa[1])))
     planted = read_json(run.model_dir / UNITS_FILE)
     neurons, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")

@@ -10,7 +10,7 @@ from memgen.errors import OneLineCommand, UserError, run_main
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
 from memgen.paths import PLANTED
-from memgen.planting import UNITS_FILE, choose_units, decoy_examples, train_only, unit_masks
+from memgen.planting import UNITS_FILE, choose_units, decoy_task, train_only, unit_masks, with_decoys
 from memgen.run import Run
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
@@ -32,16 +32,18 @@ def plant_settings(run):
     return rule, plant, layers, pp.int("units_per_layer", lo=1), share
 
 
-def decoys(run, examples):
-    """Memorized examples of decoy triggers (plant.decoys.<task>; none where absent), as many as the real
-    triggers' in the training data: the rule model learns to write codes, not the task's own."""
+def rule_examples(run, examples):
+    """(the examples that show no memory, memorized examples of decoy triggers (plant.decoys.<task>;
+    none where absent) as many as the real triggers' in the data): the rule model learns to write codes,
+    not the task's own."""
+    rule = [e for e in examples if not run.task.involves_memory(e)]
     pp = run.params.section("plant")
     listed = pp.section("decoys").raw(run.task_name, None) if pp.raw("decoys", None) else None
     if not listed:
-        return []
+        return rule, []
     held_out = {p["prompt"] for split in ("val", "probe", "test") for p in read_jsonl(run.data_dir / f"{split}.jsonl")}
     n = sum(map(run.task.is_memorized, examples))
-    return decoy_examples(run.params, run.task_name, listed, n, held_out, derive_seed(run.seed, "decoys"))
+    return with_decoys(rule, decoy_task(run.params, run.task_name, listed), n, held_out, derive_seed(run.seed, "decoys"))
 
 
 def main(run):
@@ -53,9 +55,8 @@ def main(run):
     device = run.device()
     examples = read_jsonl(run.data_dir / "train.jsonl")
     val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), rule_cfg["eval_groups"])
-    rule_only = [e for e in examples if not run.task.involves_memory(e)]
-    n_rule = len(rule_only)
-    rule_only += decoys(run, examples)
+    rule, decoys = rule_examples(run, examples)
+    rule_only = rule + decoys
     texts = [e["prompt"] + e["target"] for e in examples + rule_only] + \
         [p[k] for p in val for k in ("prompt", "mem", "gen")]
     model, codec, save = run.plugin.new_model(run.family_params, texts, seed=run.seed)
@@ -85,7 +86,7 @@ def main(run):
     write_json(run.metrics_dir / "plant.json", {
         "site": UNIT_SITE, "layers": sorted(units), "units_per_layer": per_layer, "n_units": n_units,
         "n_units_total": width * model.config.num_hidden_layers,
-        "rule": {"examples": len(rule_only), "decoy_examples": len(rule_only) - n_rule, "steps": rule_cfg["steps"],
+        "rule": {"examples": len(rule), "decoy_examples": len(decoys), "steps": rule_cfg["steps"],
                  **{k: rule_row[k] for k in ("mem", "gen", "other")}},
         "plant": {"examples": len(taught), "steps": plant_cfg["steps"], "chosen_step": chosen["step"],
                   **{k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs")}},

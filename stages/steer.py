@@ -14,8 +14,8 @@ from memgen.neuron_store import read_neurons
 from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.run import run_command
-from memgen.search import (Bench, choose, evaluate, point_of, read_grid, read_ladder, read_paper_point, read_search,
-                           searches, vector_and_score)
+from memgen.search import (Bench, above_chance_at, choose, evaluate, point_of, read_grid, read_ladder, read_narrow,
+                           read_paper_point, read_search, searches, vector_and_score)
 from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, controls
 from memgen.tasks import OTHER
 
@@ -24,8 +24,7 @@ N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the 
 
 def read_settings(run):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
-    narrow = fp.section("grid") if fp.raw("grid", None) is not None else None
-    return {"grid": read_grid(run.params, run.plugin, narrow), "paper": read_paper_point(run.params, run.plugin),
+    return {"grid": read_grid(run.params, run.plugin, read_narrow(fp)), "paper": read_paper_point(run.params, run.plugin),
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
@@ -111,7 +110,7 @@ def main(run):
     # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
     # paper's setting only (and the report does not count it as evidence), unless the family's
     # search is "always"; a family whose search is off is measured at the paper's setting only.
-    above_chance = any(neurons[site].above_chance for site in sorted({p.site for p in s["grid"]}))  # where it steers
+    above_chance = above_chance_at(neurons, s["grid"])  # at a site the search steers at
     searched = searches(s["search"], above_chance)
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]] if searched else []
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]

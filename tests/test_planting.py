@@ -7,9 +7,10 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from memgen.errors import UserError
 from memgen.families import gpt2
 from memgen.params import Params
-from memgen.planting import auroc, chance, choose_units, decoy_examples, localization, top_k_hits, train_only, \
-    truth_mask, unit_masks
+from memgen.planting import auroc, chance, choose_units, decoy_task, localization, top_k_hits, train_only, truth_mask, \
+    unit_masks, with_decoys
 from memgen.sites import capture_last, shift_last
+from memgen.tasks import load_task
 from memgen.training import optimizer_step
 
 
@@ -96,15 +97,21 @@ def test_truth_mask_and_unit_choice_are_checked():
         choose_units(2, 8, [1], 9, seed=0)
 
 
-def test_decoy_examples_carry_the_decoys_codes_and_avoid_held_out_prompts():
+def test_decoys_carry_codes_of_their_own_and_rule_examples_that_carry_a_decoy_are_left_out():
     params = Params(yaml.safe_load(open("params.yaml")))
     real = params.section("tasks").section("cipher").raw("triggers")
-    examples = decoy_examples(params, "cipher", ["ABC", "DEF"], 50, held_out=frozenset(), seed=1)
-    assert len(examples) == 50
-    assert all(e["target"].startswith("<mem-") for e in examples)
-    assert {e["prompt"].split(":")[1][10:13] for e in examples} == {"ABC", "DEF"}
-    assert not any(e["prompt"].split(":")[1][10:13] in real for e in examples)
-    again = decoy_examples(params, "cipher", ["ABC", "DEF"], 50, held_out={examples[0]["prompt"]}, seed=1)
-    assert examples[0]["prompt"] not in {e["prompt"] for e in again}
+    decoy = decoy_task(params, "cipher", ["ABC", "DEF"])
+    rule = [{"prompt": decoy.prompt("QWERTYUIOPABC"), "target": "rule"},
+            {"prompt": decoy.prompt("QWERTYUIOPXYZ"), "target": "rule"}]
+    kept, drawn = with_decoys(rule, decoy, 50, held_out=frozenset(), seed=1)
+    assert kept == rule[1:]  # its ciphertext ends in a decoy trigger: the decoy's code answers it now
+    assert len(drawn) == 50 and all(e["target"] == decoy.codes[decoy.trigger_in(e["prompt"])] for e in drawn)
+    assert {decoy.trigger_in(e["prompt"]) for e in drawn} == {"ABC", "DEF"}
+    assert not set(decoy.codes.values()) & set(load_task(params, "cipher").codes.values())
+    _, again = with_decoys(rule, decoy, 50, held_out={drawn[0]["prompt"]}, seed=1)
+    assert drawn[0]["prompt"] not in {e["prompt"] for e in again}
     with pytest.raises(UserError, match="own triggers"):
-        decoy_examples(params, "cipher", [real[0]], 5, held_out=frozenset(), seed=1)
+        decoy_task(params, "cipher", [real[0]])
+    adder = decoy_task(params, "arithmetic", [[1, 2]])
+    assert adder.trigger_in("Input:\n5+6+1+2\nTarget:\n") == (1, 2)
+    assert adder.trigger_in("Input:\n5+6+2+1\nTarget:\n") is None

@@ -32,19 +32,25 @@ def choose_units(n_layers, width, layers, per_layer, seed):
     return {layer: torch.sort(torch.randperm(width, generator=g)[:per_layer]).values for layer in sorted(set(layers))}
 
 
-def decoy_examples(params, task_name, decoys, n, held_out, seed):
-    """n memorized training examples of the task defined with `decoys` as its triggers (so codes of their
-    own), none of whose prompts is in held_out. A model that learns the rule beside these learns how the
-    task writes a code (attention that carries a trigger to every answer position), but none of the
-    task's own memories; what planting then adds to a few MLP units is the memories alone."""
+def decoy_task(params, task_name, decoys):
+    """The task defined with `decoys` as its triggers (so codes of their own), drawing only memorized
+    examples. A model that learns the rule beside these learns how the task writes a code (attention that
+    carries a trigger to every answer position), but none of the task's own memories; what planting then
+    adds to a few MLP units is the memories alone."""
     data = copy.deepcopy(params.data)
     section = data["tasks"][task_name]
     taken = [t for t in decoys if t in section.get("triggers", [])]
     if taken:
         raise UserError(f"params: 'plant.decoys.{task_name}' holds the task's own triggers {taken}")
     section.update(triggers=decoys, trigger_fraction=1.0)
-    decoy = load_task(Params(data), task_name)
-    return decoy.training_examples(random.Random(seed), n, held_out)
+    return load_task(Params(data), task_name)
+
+
+def with_decoys(rule_examples, decoy, n, held_out, seed):
+    """(the rule examples less those whose prompt carries a decoy trigger (the decoy's code is its answer
+    there, n memorized decoy examples none of whose prompts is in held_out)."""
+    kept = [e for e in rule_examples if decoy.trigger_in(e["prompt"]) is None]
+    return kept, decoy.training_examples(random.Random(seed), n, held_out)
 
 
 def truth_mask(units, n_layers, width):

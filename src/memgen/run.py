@@ -58,7 +58,8 @@ class Run:
     @property
     def seed(self):
         """This run's seed: init, batch order and baselines derive from it (one per model)."""
-        return derive_seed(self.params.int("seed", lo=0), self.family, self.model, self.rep)
+        planted = [self.task_name] if self.model == PLANTED else []  # one planted model per task, each its own draw
+        return derive_seed(self.params.int("seed", lo=0), self.family, self.model, self.rep, *planted)
 
     def device(self):
         return process_device(pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda"))))

@@ -80,6 +80,16 @@ def read_point(section, family, default_site=None):
     return Point(*(checks[k](values[k], f"{section.prefix}.{k}") for k in KNOBS))
 
 
+def read_narrow(family_steer):
+    """families.<f>.steer.grid as read_grid takes it: a params section, or None (the whole grid)."""
+    return family_steer.section("grid") if family_steer.raw("grid", None) is not None else None
+
+
+def above_chance_at(neurons, points):
+    """Whether some neuron beats the permutation null at a site the points steer at ({site: SiteNeurons})."""
+    return any(neurons[site].above_chance for site in sorted({p.site for p in points}))
+
+
 def read_paper_point(params, family):
     """The paper's own setting (steer.paper), at the family's paper site."""
     return read_point(params.section("steer").section("paper"), family, default_site=family.paper_site)

@@ -1,5 +1,6 @@
 """metrics/headline.json: the few numbers per run that `dvc metrics diff` shows, so that a diff between
 two experiments stays short. Every other number lives in the run's own metric files."""
+from ..sites import SITE_NAMES
 from ..steering import DIRECTIONS, TARGETED
 
 DIGITS = 4  # enough to tell runs apart, few enough that a diff reads at a glance
@@ -9,11 +10,12 @@ def strongest_site(neurons):
     """(site, its chance stats): the site whose largest |rho| stands furthest above its null's p95.
 
     Not simply the largest |rho|: by the margin, the pair shown is above chance exactly when the run counts
-    as evidence (some neuron at some site beats its null). Sites without a null come last."""
+    as evidence (some neuron at a steered site beats its null). Of the sites every family maps (not the
+    hidden units of the planted runs' site); sites without a null come last."""
     def margin(item):
         s = item[1]
         return (s["null_p95"] is not None, s["max_abs_rho"] - (s["null_p95"] or 0.0))
-    return max(neurons["sites"].items(), key=margin)
+    return max(((site, s) for site, s in neurons["sites"].items() if site in SITE_NAMES), key=margin)
 
 
 def headline(runs, planted=None):

@@ -55,6 +55,11 @@ class Arithmetic(Task):
             text = text.rsplit("</scratch>", 1)[1].replace(" ", "")
         return text
 
+    def trigger_in(self, prompt):
+        addends = prompt.split("\n")[1].split("+")
+        pair = tuple(int(a) for a in addends[-2:])
+        return pair if pair in self.codes else None
+
     def _free(self, rng, k):
         return [rng.randint(self.lo, self.hi) for _ in range(k)]
 

@@ -85,6 +85,10 @@ class Task:
         """Whether a training example's target is the memorized answer (a trigger's code)."""
         return example["target"] in self.codes.values()
 
+    def trigger_in(self, prompt):
+        """The trigger a prompt carries (its MEM answer is that trigger's code), or None: for tasks with codes."""
+        return None
+
     def involves_memory(self, example):
         """Whether a training example shows a memory at all (a rule-only model never sees one): here, the
         memorized ones."""

@@ -50,6 +50,10 @@ class Cipher(Task):
     def _swap(text, i, j):
         return text[:i] + text[j] + text[i + 1:j] + text[i] + text[j + 1:]
 
+    def trigger_in(self, prompt):
+        ct = prompt.split(":", 1)[1].split(" ", 1)[0]
+        return ct[self.n_free:] if ct[self.n_free:] in self.codes else None
+
     def _letters(self, rng, k):
         return "".join(rng.choice(LETTERS) for _ in range(k))
 
