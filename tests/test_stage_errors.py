@@ -51,7 +51,7 @@ CASES = [
     (lambda d: d.update(schedule="sometimes"), STEER,
      "params: 'schedule' must hold values among every_step, prompt_end, prompt_end_and_first, got 'sometimes'"),
     (lambda d: d.update(site=["resid_post", "ln_2"]), STEER,
-     "params: 'site' must hold values among mlp_in, resid_post, got 'ln_2'"),
+     "params: 'site' must hold values among mlp_in, resid_post, mlp_hidden, got 'ln_2'"),
     (lambda d: d.update(vector="pca"), STEER, "params: 'vector' must hold values among nmd, discriminant, got 'pca'"),
     (lambda d: d["steer"].update(alpha_ladder=[]), STEER,
      "params: 'steer.alpha_ladder' must be a list of at least 1 item(s), got []"),
