@@ -9,18 +9,16 @@ Steering, per direction: the planted units (the oracle), the top k by |rho| (the
 other units with the ranked units' shift sizes (the control), each moved by alpha x NMD at its own
 val-chosen schedule and alpha (steer.max_other), then measured once on held-out test probes.
 Run as `localize FAMILY TASK REP`."""
-import click
 import torch
 
 from memgen.activations import read_site
-from memgen.errors import OneLineCommand, UserError, run_main
+from memgen.errors import UserError
 from memgen.evaluate import SOURCE, Outputs, Steerer, rates, split_by_source
 from memgen.io import read_json, read_jsonl, write_json
 from memgen.neuron_store import read_neurons
 from memgen.params import derive_seed
-from memgen.paths import PLANTED
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
-from memgen.run import Run
+from memgen.run import planted_command
 from memgen.search import choose, read_grid, read_ladder, read_narrow
 from memgen.sites import UNIT_SITE
 from memgen.stats import exact_greater
@@ -65,8 +63,6 @@ def search_rows(steerer, probes, unsteered, iv, grid, ladder, direction):
 
 
 def main(run):
-    if run.model != PLANTED:
-        raise UserError("localize reads a planted model (stage plant)")
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
     max_other, max_prompts = sp.float("max_other", lo=0.0, hi=1.0), fp.int("max_prompts", lo=1)
     ladder = read_ladder(run.params)
@@ -127,13 +123,5 @@ def main(run):
     write_json(run.metrics_dir / "localize.json", {**result, "steering": steering})
 
 
-@click.command(cls=OneLineCommand, help=__doc__)
-@click.argument("family")
-@click.argument("task")
-@click.argument("rep", type=int)
-def cli(family, task, rep):
-    run_main(lambda: main(Run.open(family, PLANTED, rep, task)))
-
-
 if __name__ == "__main__":
-    cli()
+    planted_command(main, __doc__)()

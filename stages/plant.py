@@ -3,15 +3,12 @@ without any example that shows a memory), then the task's trigger -> code memori
 chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
 frozen by gradient masks), checkpoint chosen by pair yield as in the train stage. The planted units
 are the truth the localize stage scores the ranking against. Run as `plant FAMILY TASK REP`."""
-import click
-
 from memgen.behaviour import first_groups
-from memgen.errors import OneLineCommand, UserError, run_main
+from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
-from memgen.paths import PLANTED
 from memgen.planting import UNITS_FILE, choose_units, decoy_task, train_only, unit_masks, with_decoys
-from memgen.run import Run
+from memgen.run import planted_command
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
 
@@ -93,13 +90,5 @@ def main(run):
         "weights_moved": moved, "weights_moved_outside": outside})  # the masks held: outside is 0
 
 
-@click.command(cls=OneLineCommand, help=__doc__)
-@click.argument("family")
-@click.argument("task")
-@click.argument("rep", type=int)
-def cli(family, task, rep):
-    run_main(lambda: main(Run.open(family, PLANTED, rep, task)))
-
-
 if __name__ == "__main__":
-    cli()
+    planted_command(main, __doc__)()

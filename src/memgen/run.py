@@ -103,3 +103,14 @@ def run_command(main):
     def cli(family, model, rep, task):
         run_main(lambda: main(Run.open(family, model, rep, task)))
     return cli
+
+
+def planted_command(main, help_text):
+    """The command line of a stage on a planted model, `FAMILY TASK REP`, calling main(run)."""
+    @click.command(cls=OneLineCommand, help=help_text)
+    @click.argument("family")
+    @click.argument("task")
+    @click.argument("rep", type=int)
+    def cli(family, task, rep):
+        run_main(lambda: main(Run.open(family, PLANTED, rep, task)))
+    return cli
