@@ -7,9 +7,9 @@ from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausa
 from memgen.codec import Codec
 from memgen.errors import UserError
 from memgen.evaluate import Outputs, Steerer
-from memgen.generate import beam_decode, decode_prompts, forward_prompts, greedy_decode
+from memgen.generate import beam_decode, decode_prompts, forward_prompts, greedy_decode, left_pad
 from memgen.families import BUILT_IN
-from memgen.sites import _hidden, capture_last, hooks, shift_last
+from memgen.sites import _hidden, capture_last, hooks, margin_gradients, shift_last
 from memgen.steering import ADAPTIVE, SCHEDULES, Intervention
 
 
@@ -254,3 +254,30 @@ def test_adaptive_strength_never_reads_the_answers(case, codec):
     unsteered = steerer.decode([{"prompt": p} for p in prompts])
     for out, before, a in zip(outputs, unsteered, flipped_at):
         assert (a is None) == (out == before)
+
+
+@pytest.mark.parametrize("site", ["mlp_in", "mlp_hidden"])
+def test_margin_gradients_predict_what_a_small_shift_does(codec, site):
+    """The gradient of the next-token margin at each prompt end, checked by finite differences: shifting one
+    neuron of one layer by eps changes the margin by eps x its gradient; batched prompts of different lengths
+    give each prompt its own gradient."""
+    model = tiny_model("gpt2").double()
+    modules = BUILT_IN["gpt2"].site_modules(model, site)
+    prompts, up, down = ["abc", "abcdefg", "ba"], torch.tensor([3, 4, 5]), torch.tensor([6, 2, 9])
+    grads = margin_gradients(model, codec, modules, prompts, up, down, batch_size=2)
+    width = BUILT_IN["gpt2"].site_width(model, site)
+    assert grads.shape == (3, 3, width) and grads.dtype == torch.float32
+
+    def margins(shifts=None):
+        with shift_last(modules, shifts or {}):
+            ids, mask, pos = left_pad([codec.prompt_ids(p) for p in prompts], codec.pad_id, "cpu")
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits[:, -1]
+        return (logits[torch.arange(3), up] - logits[torch.arange(3), down]).detach()
+    eps, base = 1e-5, margins()
+    for layer, neuron in ((0, 1), (1, 5), (2, 3)):
+        moved = margins({layer: (torch.tensor([neuron]), torch.tensor([eps], dtype=torch.float64))})
+        assert torch.allclose((moved - base) / eps, grads[:, layer, neuron].double(), rtol=1e-3, atol=1e-6)
+    assert grads.abs().sum() > 0
+    one_by_one = torch.cat([margin_gradients(model, codec, modules, [p], up[i:i + 1], down[i:i + 1], 1)
+                            for i, p in enumerate(prompts)])
+    assert torch.allclose(grads, one_by_one, atol=1e-5)

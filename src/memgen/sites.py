@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 
 import torch
 
-from .generate import forward_prompts
+from .generate import forward_prompts, left_pad
 
 SITE_NAMES = ("mlp_in", "resid_post")  # every family maps each name to one module per layer (families/)
 UNIT_SITE = "mlp_hidden"  # the MLP's hidden units after the activation (the classical neurons); a family may map it
@@ -62,10 +62,28 @@ def capture_prompt_ends(model, codec, modules_by_site, prompts, batch_size, desc
     return {site: torch.cat([states[site] for states in per_batch]) for site in stores}
 
 
+def margin_gradients(model, codec, modules, prompts, up, down, batch_size):
+    """The gradient of the margin logit[up] - logit[down] of each prompt's next token (up, down: a token id
+    per prompt) with respect to the site's state at the prompt end, [prompts, layers, width] float32."""
+    device, grads = next(model.parameters()).device, []
+    for start in range(0, len(prompts), batch_size):
+        batch, captured = prompts[start:start + batch_size], []
+        ids, mask, pos = left_pad([codec.prompt_ids(p) for p in batch], codec.pad_id, device)
+        rows, part = torch.arange(len(batch), device=device), slice(start, start + len(batch))
+        with torch.enable_grad(), hooks(modules, lambda layer: lambda module, inputs, output: captured.append(
+                _hidden(output))):
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=pos, use_cache=False).logits[:, -1]
+            margin = logits[rows, up[part].to(device)] - logits[rows, down[part].to(device)]
+            by_layer = torch.autograd.grad(margin.sum(), captured)  # rows are independent: each its own gradient
+        grads.append(torch.stack([g[:, -1] for g in by_layer], dim=1).to("cpu", torch.float32))
+    return torch.cat(grads)
+
+
 @contextmanager
-def shift_last(modules, shifts, active=None):
+def shift_last(modules, shifts, active=None, pull=None):
     """Add shifts[layer] = (neuron indices, values) at the last position of each forward call for
-    which active() is true (None: every call).
+    which active() is true (None: every call). pull (a share in (0, 1]): the values are targets
+    instead, each neuron moved that share of the way to its own (1: patched to it).
 
     With a KV cache the first call is the prompt and each later call one generated token, so the
     last position is the prompt end, then each new token, and nothing else. The edit is in place:
@@ -76,7 +94,8 @@ def shift_last(modules, shifts, active=None):
         def hook(module, inputs, output):
             if idx is not None and len(idx) and (active is None or active()):
                 h = _hidden(output)
-                h[:, -1, idx.to(h.device)] += values.to(h.device, h.dtype)
+                at, target = idx.to(h.device), values.to(h.device, h.dtype)
+                h[:, -1, at] += target if pull is None else pull * (target - h[:, -1, at])
             return output
         return hook
     with hooks(modules, make_hook):
@@ -101,7 +120,7 @@ def stream_increments(shifts):
     return out
 
 
-def site_shifts(site, shifts):
+def site_shifts(site, shifts, pull=None):
     """The shifts the hooks add at a site: at a residual-stream site, as increments over what the
-    stream carries (stream_increments); elsewhere as given."""
-    return stream_increments(shifts) if site in STREAM_SITES else shifts
+    stream carries (stream_increments); elsewhere, or as targets (pull), as given."""
+    return stream_increments(shifts) if site in STREAM_SITES and pull is None else shifts

@@ -69,17 +69,18 @@ class Intervention:
     per_alpha: torch.Tensor    # the shift of each at alpha = 1
     width: int
     scales: bool = True        # False: fixed values whatever alpha (the authors' random baseline)
+    pull: bool = False         # True: per_alpha holds targets, alpha the share of the way each neuron moves to its own
 
     def at(self, alpha):
-        """{layer: (neuron indices, values)} at strength alpha."""
-        values = self.per_alpha * alpha if self.scales else self.per_alpha
+        """{layer: (neuron indices, values)} at strength alpha (pulled: the targets themselves)."""
+        values = self.per_alpha * alpha if self.scales and not self.pull else self.per_alpha
         layers = self.idx // self.width
         return {int(l): (self.idx[layers == l] % self.width, values[layers == l]) for l in torch.unique(layers)}
 
     def only_layer(self, layer):
         """The part of this intervention in one layer (the per-layer ablation)."""
         keep = self.idx // self.width == layer
-        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.scales)
+        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.scales, self.pull)
 
 
 def targeted(nmd, selected, direction):
