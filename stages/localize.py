@@ -2,8 +2,9 @@
 was planted in, and how close steering the ranked units comes to steering the planted ones.
 
 Scores over every MLP hidden unit (the site the memory was put in): |rho| (the paper's ranking), |NMD|,
-|NMD| over the unit's spread, and the size of the unit's weight in the discriminant (a linear probe's
-direction). Each: recall of the planted units in its top k (k = their number; precision is the same
+|NMD| over the unit's spread, the size of the unit's weight in the discriminant (a linear probe's
+direction), and two gradient scores of the MEM answer's margin over the GEN answer's at the MEM prompts
+(gradient x activation; attribution patching, gradient x the MEM - GEN difference). Each: recall of the planted units in its top k (k = their number; precision is the same
 number at that k), recall at other k, and the AUROC over all units, beside a random ranking's.
 Steering, per direction: the planted units (the oracle), the top k by |rho| (the method) and k random
 other units with the ranked units' shift sizes (the control), each moved by alpha x NMD at its own
@@ -16,11 +17,12 @@ from memgen.errors import UserError
 from memgen.evaluate import SOURCE, Outputs, Steerer, rates, split_by_source
 from memgen.io import read_json, read_jsonl, write_json
 from memgen.neuron_store import read_neurons
+from memgen.pairs import read_pairs
 from memgen.params import derive_seed
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
 from memgen.run import planted_command
 from memgen.search import choose, read_grid, read_ladder, read_narrow
-from memgen.sites import UNIT_SITE
+from memgen.sites import UNIT_SITE, margin_gradients
 from memgen.stats import exact_greater
 from memgen.steering import ADAPTIVE, DIRECTIONS, Intervention, random_others, random_signs, targeted
 
@@ -28,10 +30,24 @@ from memgen.steering import ADAPTIVE, DIRECTIONS, Intervention, random_others, r
 ARMS = ("oracle", "ranked", "random")  # random: at the ranked arm's chosen point and dose
 
 
-def spread(store, site):
+def spread(mem, gen):
     """Each unit's standard deviation over the 2N states of the pairs [layers, width]."""
-    mem, gen = read_site(store, site)
     return torch.cat([mem, gen]).double().std(0).float()
+
+
+def gradient_scores(run, mem, gen, batch_size):
+    """Two gradient scores per unit from the margin D = logit(the MEM answer's first token) - logit(the GEN
+    answer's) at each pair's MEM prompt: gradient x activation, |mean of a x dD/da|, and attribution patching,
+    |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes its GEN-prompt value).
+    mem, gen: the pairs' states at the site [pairs, layers, width]."""
+    answers = {p["prompt"]: p for p in read_jsonl(run.data_dir / "probe.jsonl")}
+    prompts = [m for m, _ in read_pairs(run.run_dir / "pairs.json")]
+    model, codec = run.load_model()
+    first = lambda text: codec.target_ids(text)[0]  # noqa: E731
+    up = torch.tensor([first(answers[p]["mem"]) for p in prompts])
+    down = torch.tensor([first(answers[p]["gen"]) for p in prompts])
+    g = margin_gradients(model, codec, run.plugin.site_modules(model, UNIT_SITE), prompts, up, down, batch_size)
+    return {"grad_x_act": (mem * g).mean(0).abs(), "attribution": ((mem - gen) * g).mean(0).abs()}
 
 
 def unit_scores(site_neurons, sd):
@@ -83,7 +99,9 @@ def main(run):
     if n_pairs == 0:
         write_json(run.metrics_dir / "localize.json", {**result, "skipped": "no MEM/GEN pairs were found on the probes"})
         return
-    scores = unit_scores(site, spread(run.run_dir / "activations.safetensors", UNIT_SITE))
+    mem, gen = read_site(run.run_dir / "activations.safetensors", UNIT_SITE)
+    scores = {**unit_scores(site, spread(mem, gen)),
+              **gradient_scores(run, mem, gen, run.params.section("probe").int("batch_size", lo=1))}
     result["scores"] = localization(scores, truth, ks)
 
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:max_prompts]

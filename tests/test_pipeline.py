@@ -22,6 +22,7 @@ from memgen.behaviour import find_pairs, first_groups, groups_that_can_pair, run
 from memgen.families import get_family
 from memgen.generate import first_tokens
 from memgen.io import read_jsonl
+from memgen.methods import METHODS
 from memgen.pairs import read_pairs
 from memgen.params import Params
 from memgen.run import Run
@@ -157,7 +158,7 @@ def check_planted(repo, name, head, params):
     if loc["n_pairs"] == 0:
         assert "skipped" in loc and head["recall"] is None
         return False
-    assert sorted(loc["scores"]) == ["abs_nmd", "abs_rho", "discriminant", "nmd_over_sd"]
+    assert sorted(loc["scores"]) == ["abs_nmd", "abs_rho", "attribution", "discriminant", "grad_x_act", "nmd_over_sd"]
     for score in loc["scores"].values():
         assert 0 <= score["recall"] <= 1 and 0 <= score["auroc"] <= 1
         assert score["recall_at"][str(loc["n_units"])] == 1.0  # every unit taken: every planted one found
@@ -246,10 +247,38 @@ def check_steer(name, steer, search, neurons, params):
             assert moved == sorted(moved) and all(row["success"] <= row["moved"] for row in curve)
 
 
+def check_methods(name, methods, steer, params):
+    """The methods side by side: each chosen by the rule from its own val rows, all on the steer stage's test
+    probes, the paper's setting giving the steer stage's own result, the exact tests as stated."""
+    for d in ("m2g", "g2m"):
+        test, val = methods["test"][d], methods["val"][d]
+        paper = steer["test"]["paper"][d]["targeted"]
+        assert (test["paper"]["k"], test["paper"]["n"]) == (paper["k"], paper["n"]), name
+        assert test["paper"]["point"] == steer["paper_point"]
+        for method in METHODS:
+            r = test[method]
+            check_rates(r)
+            rows = [row for row in val if row["method"] == method]
+            assert rows and all(row["n"] == rows[0]["n"] for row in rows)
+            best, within = choose(rows, params["steer"]["max_other"])
+            assert r["val"] == best and r["within_other"] == within, (name, d, method)
+            if best is None:  # no val probe to choose by: not measured
+                assert r["candidate"] is None and r["n"] == 0
+                continue
+            assert r["n"] == paper["n"] and r["candidate"] == {k: best[k] for k in r["candidate"]}
+            nmd = test["nmd"]
+            if method != "nmd":
+                assert r["p_above_nmd"] == exact_greater(r["k"], r["n"], nmd["k"], nmd["n"])
+            rnd = test["random_direction"]
+            assert r["p_above_random"] == exact_greater(r["k"], r["n"], rnd["k"], rnd["n"])
+        assert test["random_direction"]["candidate"] == test["mean_difference"]["candidate"]
+
+
 def test_repro_produces_consistent_metrics(repo):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     runs = {name: run_metrics(repo, name) for name in runs_of(repo)}
-    assert all(sorted(run) == ["neurons", "predict", "probe", "search", "steer", "train"] for run in runs.values())
+    assert all(sorted(run) == ["methods", "neurons", "predict", "probe", "search", "steer", "train"]
+               for run in runs.values())
     for task in params["runs"]["tasks"]:  # the held-out splits
         overlap = json.loads((repo / "metrics" / "data" / f"{task}.json").read_text())["overlap"]
         assert len(overlap) == 6 and set(overlap.values()) == {0}
@@ -274,6 +303,7 @@ def test_repro_produces_consistent_metrics(repo):
         searched += steer["searched"]
         assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
         check_steer(name, steer, files["search"], neurons, params)
+        check_methods(name, files["methods"], steer, params)
         if "skipped" not in predict:
             assert sorted(predict["by_layer"]) == sorted(neurons["sites"])
             assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())
@@ -323,7 +353,10 @@ def test_repro_produces_consistent_metrics(repo):
     for name, h in ((n, h) for n, h in headline.items() if n in runs):
         assert h["pairs"] == runs[name]["probe"]["n_pairs"]
         assert sorted(h) == ["g2m", "m2g", "max_abs_rho", "null_p95", "pairs"]
-        assert all(sorted(h[d]) == ["chosen", "chosen_hi", "chosen_lo", "other", "paper"] for d in ("m2g", "g2m"))
+        assert all(sorted(h[d]) == ["by_method", "chosen", "chosen_hi", "chosen_lo", "other", "paper"]
+                   for d in ("m2g", "g2m"))
+        if "skipped" not in runs[name]["methods"]:
+            assert h["g2m"]["by_method"]["probe"] == round(runs[name]["methods"]["test"]["g2m"]["probe"]["success"], 4)
         if "skipped" not in runs[name]["steer"]:
             targeted = runs[name]["steer"]["test"]["chosen"]["m2g"]["targeted"]
             assert h["m2g"]["chosen"] == (None if targeted["success"] is None else round(targeted["success"], 4))

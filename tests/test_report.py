@@ -8,7 +8,8 @@ import pytest
 from memgen.report import Context
 from memgen.report.document import table, to_html, to_markdown
 from memgen.report.headline import headline
-from memgen.report.sections import answer_section
+from memgen.methods import NAMES as METHOD_NAMES
+from memgen.report.sections import answer_section, methods_section
 from memgen.stats import wilson_interval
 from memgen.steering import CONTROLS, DIRECTIONS, TARGETED
 
@@ -24,8 +25,19 @@ def measured_at(targeted, control_k):
     return {d: {TARGETED: targeted, **{c: rates(control_k[c], n) for c in CONTROLS}} for d in DIRECTIONS}
 
 
-def run(pairs, sites, steer):
-    return {"probe": {"n_pairs": pairs}, "neurons": {"sites": sites}, "steer": steer}
+def run(pairs, sites, steer, methods=None):
+    methods = methods or {"n_pairs": pairs, "site": "resid_post", "skipped": "no MEM/GEN pairs were found on the probes"}
+    return {"probe": {"n_pairs": pairs}, "neurons": {"sites": sites}, "steer": steer, "methods": methods}
+
+
+def methods_measured(ks, n):
+    """The methods stage's test results, every direction alike: {arm: k} over n probes (None: not chosen)."""
+    point = {"schedule": "every_step", "site": "mlp_in", "vector": "nmd", "topN": 0.05, "alpha": 3}
+    arms = {arm: rates(k, n if k is not None else 0, label=f"layer 1, alpha {k}", p_above_nmd=0.5, p_below_nmd=0.5,
+                       p_above_random=0.01) if k is not None else {"candidate": None, **rates(0, 0)}
+            for arm, k in ks.items()}
+    arms["paper"]["point"] = point
+    return {"n_pairs": 50, "site": "resid_post", "test": {d: arms for d in DIRECTIONS}}
 
 
 def site(max_abs_rho, null_p95):
@@ -42,10 +54,14 @@ def runs():
         "f/strong/r0": run(50, {"mlp_in": site(0.61234567, 0.6), "resid_post": site(0.5, 0.2)}, {
             "searched": True, "above_chance": True,
             "test": {"chosen": measured_at(rates(80, 100, other=0.0512345), {**QUIET, "random": 2}),
-                     "paper": measured_at(rates(70, 100), QUIET)}}),
+                     "paper": measured_at(rates(70, 100), QUIET)}},
+            methods_measured({"paper": 70, "nmd": 60, "mean_difference": 90, "probe": 91, "patch": None,
+                              "random_direction": 3}, 100)),
         "f/chance/r0": run(40, {"mlp_in": site(0.02, 0.03), "resid_post": site(0.01, 0.03)}, {
             "searched": False, "above_chance": False,
-            "test": {s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}}),
+            "test": {s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}},
+            methods_measured({"paper": 1, "nmd": 2, "mean_difference": 3, "probe": 4, "patch": 5,
+                              "random_direction": 0}, 100)),
         "f/empty/r0": run(0, {"mlp_in": site(0.0, 0.0), "resid_post": site(0.0, 0.0)},
                           {"skipped": "no MEM/GEN pairs were found on the probes"}),
     }
@@ -57,13 +73,17 @@ def test_headline_numbers(runs):
     assert (strong["pairs"], strong["max_abs_rho"], strong["null_p95"]) == (50, 0.5, 0.2)  # the widest margin
     lo, hi = wilson_interval(80, 100)
     assert strong["m2g"] == {"chosen": 0.8, "chosen_lo": round(lo, 4), "chosen_hi": round(hi, 4), "paper": 0.7,
-                             "other": 0.0512}
+                             "other": 0.0512, "by_method": {"nmd": 0.6, "mean_difference": 0.9, "probe": 0.91,
+                                                            "patch": None}}
     assert h["f/chance/r0"]["max_abs_rho"] == 0.02 and h["f/chance/r0"]["g2m"]["chosen"] == 0.01
     empty = h["f/empty/r0"]
-    assert empty["pairs"] == 0 and empty["max_abs_rho"] is None and set(empty["g2m"].values()) == {None}
+    assert empty["pairs"] == 0 and empty["max_abs_rho"] is None
+    assert empty["g2m"] == {**dict.fromkeys(("chosen", "chosen_lo", "chosen_hi", "paper", "other")),
+                            "by_method": dict.fromkeys(("nmd", "mean_difference", "probe", "patch"))}
 
+    assert set(empty["m2g"]["by_method"].values()) == {None}
     numbers = re.findall(r": (-?[0-9.]+|null)[,\n]", json.dumps(h, indent=1) + "\n")
-    assert len(numbers) == 3 * 13  # the default run's 3 runs stay under ~40 numbers
+    assert len(numbers) == 3 * 21  # the default run's 3 runs stay near 60 numbers
     assert all(len(x.split(".")[-1]) <= 4 for x in numbers if "." in x)
 
 
@@ -87,6 +107,20 @@ def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
     assert frame.loc[("f/chance/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.020 vs 0.030 (mlp_in): at chance"
     assert frame.loc[("f/empty/r0", "G->M"), "verdict"] == "no MEM/GEN pairs: not steered"
     assert (tmp_path / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_methods_table_and_figure(runs, tmp_path):
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    blocks = methods_section(ctx)
+    assert [b[0] for b in blocks] == ["h2", "p", "img", "table"] and blocks[1][1].endswith("methods: resid_post.")
+    frame = blocks[3][1].set_index(["run", "direction", "method"])
+    assert len(frame) == 2 * 2 * 6  # the runs with pairs, both directions, the paper's setting, 4 methods, the control
+    strong = lambda arm: frame.loc[("f/strong/r0", "M->G", METHOD_NAMES[arm])]  # noqa: E731
+    assert strong("probe")["test success"].startswith("91.0 [") and strong("probe")["p > random direction"] == "0.01"
+    assert strong("paper")["val-chosen point"] == "every_step, mlp_in, nmd, topN 0.05, alpha 3"
+    assert strong("patch")["val-chosen point"] == "not chosen: no val probe" and strong("patch")["test success"] == "-"
+    assert frame.loc[("f/chance/r0", "G->M", METHOD_NAMES["nmd"]), "note"] == "ranking at chance"
+    assert (tmp_path / "methods.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_html_stands_alone_and_markdown_links(tmp_path):

@@ -12,7 +12,8 @@ from .sections import SECTIONS
 
 # What each run's metric files must hold for the report to read them.
 RUN_FILES = {"train": ["chosen_step"], "probe": ["mem", "gen", "other", "pair_yield", "n_pairs"],
-             "neurons": ["n_pairs", "sites"], "steer": ["n_pairs", "chance"], "search": ["rule"], "predict": ["n_pairs"]}
+             "neurons": ["n_pairs", "sites"], "steer": ["n_pairs", "chance"], "search": ["rule"], "predict": ["n_pairs"],
+             "methods": ["n_pairs", "site"]}
 
 PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"], "localize": ["n_planted", "chance"]}
 

@@ -21,21 +21,23 @@ def note(ax, text):
             transform=ax.transAxes, fontsize=7, color="#555")
 
 
-def unmeasured(tests):
-    """Why a direction draws nothing: no test probe showed its source behaviour. tests: {direction: {arm: rates}}."""
-    return [f"{ARROW[d]}: no test probe shows the source behaviour" for d in DIRECTIONS if not tests[d][TARGETED]["n"]]
+def unmeasured(tests, first=TARGETED):
+    """Why a direction draws nothing: no test probe showed its source behaviour. tests: {direction: {arm: rates}},
+    every arm on the probes of `first`."""
+    return [f"{ARROW[d]}: no test probe shows the source behaviour" for d in DIRECTIONS if not tests[d][first]["n"]]
 
 
 def errors(rates_list):
-    """Asymmetric error bars (%, below and above) from the rates' 95 % intervals."""
+    """Asymmetric error bars (%, below and above) from the rates' 95 % intervals (none where nothing was measured)."""
     # rounding can put an interval's end a hair past the share itself: clipped at 0
-    return [[max(0.0, 100 * (r["success"] - r["ci95"][0])) for r in rates_list],
-            [max(0.0, 100 * (r["ci95"][1] - r["success"])) for r in rates_list]]
+    return [[max(0.0, 100 * (r["success"] - r["ci95"][0])) if r["n"] else 0.0 for r in rates_list],
+            [max(0.0, 100 * (r["ci95"][1] - r["success"])) if r["n"] else 0.0 for r in rates_list]]
 
 
-def controls_figure(path, panels, title):
-    """Targeted vs each control with 95 % intervals, one panel per run.
-    panels: {name: {direction: {arm: rates}} or why it is empty}."""
+def controls_figure(path, panels, title, arms=ARMS, labels=ARM_LABELS, xlabel="neurons moved"):
+    """Success of each arm with 95 % intervals, both directions, one panel per run; by default the targeted
+    steer vs each control. panels: {name: {direction: {arm: rates}} or why it is empty}; the first arm's
+    probes are every arm's (an arm measured on none draws no bar)."""
     fig, axes = new_figure(len(panels), title)
     for ax, (name, by_direction) in zip(axes, panels.items()):
         ax.set_title(name, fontsize=10)
@@ -43,16 +45,17 @@ def controls_figure(path, panels, title):
             why_empty(ax, by_direction)
             continue
         for colour, (offset, d) in enumerate(((-0.2, "m2g"), (0.2, "g2m"))):
-            rates = [by_direction[d][arm] for arm in ARMS]
-            if rates[0]["n"]:  # every arm runs on the targeted steer's probes
-                ax.bar([i + offset for i in range(len(ARMS))], [100 * r["success"] for r in rates], width=0.4,
-                       yerr=errors(rates), capsize=2, color=f"C{colour}", label=f"{ARROW[d]} (n={rates[0]['n']})")
-        missing = unmeasured(by_direction)
+            rates = [by_direction[d][arm] for arm in arms]
+            if rates[0]["n"]:
+                ax.bar([i + offset for i in range(len(arms))], [100 * r["success"] if r["n"] else 0 for r in rates],
+                       width=0.4, yerr=errors(rates), capsize=2, color=f"C{colour}",
+                       label=f"{ARROW[d]} (n={rates[0]['n']})")
+        missing = unmeasured(by_direction, arms[0])
         if missing:  # under the title, clear of the bars and the legend
             ax.set_title("\n".join([name, *missing]), fontsize=9)
-        ax.set_xticks(range(len(ARMS)), [ARM_LABELS[a] for a in ARMS], rotation=30, fontsize=8)
+        ax.set_xticks(range(len(arms)), [labels[a] for a in arms], rotation=30, fontsize=8)
         ax.set_ylim(0, 105)
-        ax.set_xlabel("neurons moved")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("success % (95 % CI)")
         ax.legend(fontsize=8, loc="upper right")
     save_figure(fig, path)

@@ -1,5 +1,6 @@
 """metrics/headline.json: the few numbers per run that `dvc metrics diff` shows, so that a diff between
 two experiments stays short. Every other number lives in the run's own metric files."""
+from ..methods import METHODS
 from ..sites import SITE_NAMES
 from ..steering import DIRECTIONS, TARGETED
 
@@ -20,7 +21,7 @@ def strongest_site(neurons):
 
 def headline(runs, planted=None):
     """{run: {pairs, max_abs_rho, null_p95, m2g: {...}, g2m: {...}}} from {run: {file stem: its JSON}}:
-    13 numbers a run, null where the run has no pairs or a direction no test probe; and per planted run
+    21 numbers a run (each direction's by_method: the methods side by side), null where the run has no pairs or a direction no test probe; and per planted run
     {pairs, recall, auroc, m2g: {oracle, ranked}, g2m: {...}} (planted_headline)."""
     return {**{name: run_headline(run) for name, run in runs.items()},
             **{name: planted_headline(run["localize"]) for name, run in (planted or {}).items()}}
@@ -39,9 +40,15 @@ def planted_headline(localize):
 def run_headline(run):
     pairs = run["probe"]["n_pairs"]
     site = strongest_site(run["neurons"])[1] if pairs else {"max_abs_rho": None, "null_p95": None}
-    steer = run["steer"]
+    steer, methods = run["steer"], run["methods"]
     return {"pairs": pairs, "max_abs_rho": rounded(site["max_abs_rho"]), "null_p95": rounded(site["null_p95"]),
-            **{d: direction_headline(steer, d) for d in DIRECTIONS}}
+            **{d: {**direction_headline(steer, d), "by_method": method_headline(methods, d)} for d in DIRECTIONS}}
+
+
+def method_headline(methods, direction):
+    """Each steering method's test success at its own val-chosen point (null where not measured)."""
+    tests = methods.get("test", {}).get(direction, {})
+    return {m: rounded(tests[m]["success"]) if m in tests else None for m in METHODS}
 
 
 def direction_headline(steer, direction):

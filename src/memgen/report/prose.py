@@ -80,11 +80,24 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "alone (their input and output weights; every other weight stays bit-identical). The pipeline then finds "
            "the planted model's pairs and ranks every hidden unit as for any run. Recall: the share of the planted "
            "units among the k best-scored units, k their number (at that k precision is the same number); AUROC: how "
-           "often a planted unit outscores an unplanted one. A random ranking's recall is k/N (its 95th percentile "
-           "beside it) and its AUROC 0.5 (the 95 % band beside it).")
+           "often a planted unit outscores an unplanted one. The gradient scores read the margin D of the MEM answer's "
+           "first token over the GEN answer's at each pair's MEM prompt: gradient x activation, |mean of a x dD/da|, and "
+           "attribution patching, |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes "
+           "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
+           "(the 95 % band beside it).")
 PLANTED_STEER = ("Steering the planted model at the hidden units, per direction on held-out test probes: the planted "
                  "units (the oracle), the top k by |rho| (the method; k the planted count) and k random units outside "
                  "both with the ranked units' shift sizes and random signs, each moved by alpha x NMD. The oracle and "
                  "the ranked units each take their own schedule and alpha chosen on val (the same rule as the steer "
                  "stage); the random units take the ranked units' point and, with the adaptive strength, their dose. "
                  "p: one-sided Fisher exact tests.")
+METHODS = ("Is the paper's intervention the right one? Beside its NMD shift of the top-N neurons by |rho| (over every "
+           "layer), three methods a researcher would try, each at one layer of the residual stream: the dense mean "
+           "difference of the MEM and GEN states (contrastive activation addition), the direction a linear probe reads "
+           "the behaviour by (the discriminant, scaled so that strength 1 moves a state by the class means' distance "
+           "along it: inference-time intervention), and patching the state at the prompt end a share of the way to the "
+           "target behaviour's mean. Per direction each method takes its own point on val probes (its schedule, "
+           "layer or topN, and strength; the rule of the steer stage), then is measured once on held-out test probes, "
+           "all on the same probes; beside them the paper's own setting (not chosen) and a random direction with the "
+           "mean difference's norm at its chosen point. p: one-sided Fisher exact tests, above and below the NMD "
+           "shift, and above the random direction.")

@@ -2,6 +2,7 @@
 file the pipeline wrote, read once (see __init__.py)."""
 import pandas as pd
 
+from ..methods import ARMS as METHOD_ARMS, LABELS as METHOD_LABELS, NAMES as METHOD_NAMES, PAPER
 from ..stats import mean_and_spread
 from ..steering import CONTROL_NAMES, CONTROLS, DIRECTIONS, TARGETED
 from . import paper, prose
@@ -392,7 +393,8 @@ def against_paper_section(ctx):
 
 
 SCORE_NAMES = {"abs_rho": "|rho| (the paper's)", "abs_nmd": "|NMD|", "nmd_over_sd": "|NMD| / spread",
-               "discriminant": "probe weight"}
+               "discriminant": "probe weight", "grad_x_act": "gradient x activation",
+               "attribution": "attribution patching"}
 PLANTED_ARMS = {"oracle": "planted units (oracle)", "ranked": "top k by |rho|", "random": "random units"}
 
 
@@ -437,6 +439,35 @@ def planted_section(ctx):
                    "val-chosen schedule and alpha"], steer_rows, merged=1)]
 
 
+def methods_section(ctx):
+    """The steering methods side by side on each run (stage methods), with the figure."""
+    rows, panels = [], {}
+    names = panel_names(ctx)
+    for name, run in ctx.runs.items():
+        m = run["methods"]
+        if "skipped" in m:
+            panels[names[name]] = "no MEM/GEN pairs: not steered"
+            continue
+        panels[names[name]] = m["test"]
+        for d in DIRECTIONS:
+            tests = m["test"][d]
+            for arm in METHOD_ARMS:
+                r = tests[arm]
+                chosen = point_cell(r["point"]) if arm == PAPER else r.get("label", "not chosen: no val probe")
+                rows.append([name, ARROW[d], METHOD_NAMES[arm], chosen, rate_cell(r), pct(r["other"]),
+                             p_cell(r.get("p_above_nmd")), p_cell(r.get("p_below_nmd")), p_cell(r.get("p_above_random")),
+                             "" if ctx.above_chance(name) else "ranking at chance"])
+    if not panels:
+        return []
+    controls_figure(ctx.figures / "methods.png", panels, "Steering methods on held-out test probes, each at its own "
+                    "val-chosen point (95 % Wilson intervals)", arms=METHOD_ARMS, labels=METHOD_LABELS, xlabel="method")
+    site = next(iter(ctx.runs.values()))["methods"]["site"]
+    return [("h2", "Steering methods side by side"), ("p", f"{prose.METHODS} Site of the methods: {site}."),
+            ("img", "figures/methods.png", "steering methods side by side"),
+            table(["run", "direction", "method", "val-chosen point", "test success", "OTHER %", "p > NMD shift",
+                   "p < NMD shift", "p > random direction", "note"], rows, merged=2)]
+
+
 def heatmaps_section(ctx):
     return [("h2", "NMD heatmaps (the paper's site)"),
             *[("img", f"plots/nmd_heatmap/{n.replace('/', '-')}.png", f"{n}: sorted NMD per layer") for n in ctx.runs]]
@@ -450,4 +481,4 @@ SECTIONS = (answer_section, setup_section, data_section, behaviour_section, oper
             lambda ctx: controls_section(ctx, "chosen"), lambda ctx: controls_section(ctx, "paper"),
             two_ways_section, dose_section, layers_section, other_section, search_section, replicate_section,
             lambda ctx: comparison_section(ctx, "intra"), lambda ctx: comparison_section(ctx, "inter"),
-            predict_section, planted_section, against_paper_section, heatmaps_section, notes_section)
+            predict_section, methods_section, planted_section, against_paper_section, heatmaps_section, notes_section)
