@@ -15,14 +15,14 @@ from memgen.neuron_store import read_neurons
 from memgen.params import Params, derive_seed
 from memgen.progress import progress_bar
 from memgen.run import run_command
-from memgen.search import choose, intervention, read_grid, read_ladder, read_paper_point
+from memgen.search import choose, intervention, read_knob, read_ladder, read_paper_point
 from memgen.steering import DIRECTIONS
 from memgen.stats import exact_greater
 
 
 def read_settings(run, n_layers):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
-    top_ns = list(dict.fromkeys(p.topN for p in read_grid(run.params, run.plugin)))  # the topN knob's values, checked
+    top_ns = read_knob(run.params, "topN", run.plugin)
     own = fp.section("methods").data if fp.raw("methods", None) is not None else {}  # the family's values win
     section = Params({**run.params.section("methods").data, **own}, "methods")
     return {**read_methods(section, n_layers, run.plugin.sites), "topN": top_ns,

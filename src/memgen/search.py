@@ -63,13 +63,18 @@ def read_grid(params, family, narrow=None):
     knob it names, the values the family searches among the knob's own (a CPU-sized grid); where
     none of them is among the knob's values (a sweep set it elsewhere with -S), the knob's own hold."""
     checks = _checks(family)
-    values = {k: [checks[k](v, k) for v in params.one_or_list(k)] for k in KNOBS}
+    values = {k: read_knob(params, k, family) for k in KNOBS}
     for k in narrow.data if narrow is not None else ():
         if k not in KNOBS:
             raise UserError(f"params: '{narrow.prefix}' names {k!r}, which is not a knob ({', '.join(KNOBS)})")
         wanted = [checks[k](v, f"{narrow.prefix}.{k}") for v in narrow.one_or_list(k)]
         values[k] = [v for v in values[k] if v in wanted] or values[k]
     return [Point(*combo) for combo in itertools.product(*(values[k] for k in KNOBS))]
+
+
+def read_knob(params, knob, family):
+    """One top-level knob's values, checked: always a list."""
+    return [_checks(family)[knob](v, knob) for v in params.one_or_list(knob)]
 
 
 def read_point(section, family, default_site=None):
