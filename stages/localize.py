@@ -103,6 +103,10 @@ def main(run):
     scores = {**unit_scores(site, spread(mem, gen)),
               **gradient_scores(run, mem, gen, run.params.section("probe").int("batch_size", lo=1))}
     result["scores"] = localization(scores, truth, ks)
+    for name, score in scores.items():  # where each score's top k lie: what it finds instead of the planted units
+        top = torch.argsort(score.flatten(), descending=True, stable=True)[:k]
+        result["scores"][name]["top_k_by_layer"] = torch.bincount(top // width, minlength=n_layers).tolist()
+    result["planted_by_layer"] = truth.sum(1).tolist()
 
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:max_prompts]
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]

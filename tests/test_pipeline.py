@@ -162,6 +162,9 @@ def check_planted(repo, name, head, params):
     for score in loc["scores"].values():
         assert 0 <= score["recall"] <= 1 and 0 <= score["auroc"] <= 1
         assert score["recall_at"][str(loc["n_units"])] == 1.0  # every unit taken: every planted one found
+        assert sum(score["top_k_by_layer"]) == loc["n_planted"]
+    assert loc["planted_by_layer"] == [p["units_per_layer"] if layer in p["layers"] else 0
+                                       for layer in range(len(loc["planted_by_layer"]))]
     assert head["recall"] == round(loc["scores"]["abs_rho"]["recall"], 4)
     for d in ("m2g", "g2m"):
         arms = loc["steering"][d]

@@ -30,8 +30,9 @@ def unmeasured(tests, first=TARGETED):
 def errors(rates_list):
     """Asymmetric error bars (%, below and above) from the rates' 95 % intervals (none where nothing was measured)."""
     # rounding can put an interval's end a hair past the share itself: clipped at 0
-    return [[max(0.0, 100 * (r["success"] - r["ci95"][0])) if r["n"] else 0.0 for r in rates_list],
-            [max(0.0, 100 * (r["ci95"][1] - r["success"])) if r["n"] else 0.0 for r in rates_list]]
+    measured = [r["success"] is not None for r in rates_list]
+    return [[max(0.0, 100 * (r["success"] - r["ci95"][0])) if m else 0.0 for r, m in zip(rates_list, measured)],
+            [max(0.0, 100 * (r["ci95"][1] - r["success"])) if m else 0.0 for r, m in zip(rates_list, measured)]]
 
 
 def controls_figure(path, panels, title, arms=ARMS, labels=ARM_LABELS, xlabel="neurons moved"):

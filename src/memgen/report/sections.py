@@ -409,13 +409,15 @@ def planted_section(ctx):
                 f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
         c = loc["chance"]
         if "skipped" in loc:
-            loc_rows.append(head + ["-"] * (len(SCORE_NAMES) + 1))
+            loc_rows.append(head + ["-"] * (len(SCORE_NAMES) + 2))
             panels[name] = "no MEM/GEN pairs on the planted model"
             continue
         loc_rows.append(head + [f"{pct(sc['recall'], 0)} % / {sc['auroc']:.3f}" for sc in
                                 (loc["scores"][key] for key in SCORE_NAMES)] +
                         [f"{pct(c['recall'], 1)} % (p95 {pct(c['recall_p95'], 0)} %) / "
-                         f"{c['auroc_band'][0]:.2f}-{c['auroc_band'][1]:.2f}"])
+                         f"{c['auroc_band'][0]:.2f}-{c['auroc_band'][1]:.2f}",
+                         f"{', '.join(map(str, loc['scores']['abs_rho']['top_k_by_layer']))} "
+                         f"(planted: {', '.join(map(str, loc['planted_by_layer']))})"])
         ks = sorted(int(k) for k in loc["chance_at"])
         panels[name] = {**{SCORE_NAMES[key]: (ks, [100 * loc["scores"][key]["recall_at"][str(k)] for k in ks],
                                               f"C{i}o-") for i, key in enumerate(SCORE_NAMES)},
@@ -430,7 +432,8 @@ def planted_section(ctx):
                  "k (units taken from the top)", "% of planted units found", log_x=True)
     return [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED),
             table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)", "pairs",
-                   *[f"{v}: recall / AUROC" for v in SCORE_NAMES.values()], "random ranking: recall / AUROC 95 %"],
+                   *[f"{v}: recall / AUROC" for v in SCORE_NAMES.values()], "random ranking: recall / AUROC 95 %",
+                   "top k by |rho|, units per layer"],
                   loc_rows),
             ("img", "figures/planted_recall.png", "planted units found in the top k"),
             ("p", prose.PLANTED_STEER),
