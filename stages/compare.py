@@ -13,14 +13,16 @@ only, as the steer stage does. Jaccard: overlap of the neuron sets each point se
 import click
 
 from memgen.errors import OneLineGroup, UserError, run_main
-from memgen.evaluate import Outputs, Steerer, rates, split_by_source
-from memgen.io import read_jsonl, write_json
+from memgen.evaluate import Steerer
+from memgen.experiment import Bench
+from memgen.io import read_jsonl
 from memgen.neuron_store import read_neurons
 from memgen.params import load_params
 from memgen.paths import MULTITASK, comparison_path
+from memgen.results import ComparisonRecord, write_record
 from memgen.run import Run
 from memgen.search import (above_chance_at, intervention, read_grid, read_ladder, read_narrow, read_paper_point,
-                           read_point, read_search, searches)
+                           read_point, read_search, searches, steer_arm)
 from memgen.steering import DIRECTIONS
 
 def jaccard(a, b):
@@ -50,17 +52,12 @@ def compare(runs, names, kind):
         if not found:
             break  # no run found pairs: nothing to steer with
         probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
-        steerer = Steerer.for_run(target, probes, batch_size)
-        unsteered = steerer.decode(probes, desc=f"{kind}: {target_name} unsteered")
-        by_source = split_by_source(steerer.labels(unsteered, probes))
+        bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, batch_size), probes, ladder)
         for setting, point in points.items():
             for source_name in sorted(sources[setting]):
+                arm = steer_arm([point], stores[source_name][0])
                 for d in DIRECTIONS:
-                    part = [probes[i] for i in by_source[d]]
-                    iv = intervention(point, stores[source_name][0], d)
-                    outs, _ = Outputs(steerer, part, iv, point.site, point.schedule).run(
-                        point.alpha, [unsteered[i] for i in by_source[d]], ladder)
-                    result[setting][d][source_name][target_name] = rates(steerer.labels(outs, part), d)
+                    result[setting][d][source_name][target_name] = bench.rates(arm.plan(point, d), d)[0]
     for setting, point in points.items():
         for d in DIRECTIONS:  # where a source found no pairs, or a ranking at chance, its cells say so
             for s in names:
@@ -88,7 +85,8 @@ def intra(family, task):
         reps = load_params().section("runs").list("replicates")
         runs = [Run.open(family, task, r) for r in reps]
         out = compare(runs, [f"r{r}" for r in reps], f"intra {family}/{task}")
-        write_json(comparison_path("intra", family, task), {"family": family, "task": task, **out})
+        write_record(comparison_path("intra", family, task), ComparisonRecord(kind="intra", family=family, task=task,
+                                                                              **out))
     run_main(main)
 
 
@@ -104,7 +102,8 @@ def inter(family, rep):
         out = compare(runs, rs.list("tasks"), f"inter {family}/r{rep}")
         model = "one model trained on every task" if multitask else \
             ("per-task adapters on one shared base" if runs[0].plugin.shares_base else "per-task models trained apart")
-        write_json(comparison_path("inter", family, f"r{rep}"), {"family": family, "rep": rep, "model": model, **out})
+        write_record(comparison_path("inter", family, f"r{rep}"), ComparisonRecord(kind="inter", family=family, rep=rep,
+                                                                                   model=model, **out))
     run_main(main)
 
 

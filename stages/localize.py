@@ -6,28 +6,42 @@ Scores over every MLP hidden unit (the site the memory was put in): |rho| (the p
 direction), and two gradient scores of the MEM answer's margin over the GEN answer's at the MEM prompts
 (gradient x activation; attribution patching, gradient x the MEM - GEN difference). Each: recall of the planted units in its top k (k = their number; precision is the same
 number at that k), recall at other k, and the AUROC over all units, beside a random ranking's.
-Steering, per direction: the planted units (the oracle), the top k by |rho| (the method) and k random
-other units with the ranked units' shift sizes (the control), each moved by alpha x NMD at its own
-val-chosen schedule and alpha (steer.max_other), then measured once on held-out test probes.
-Run as `localize FAMILY TASK REP`."""
+Steering, per direction, as arms of the experiment engine: the planted units (the oracle) and the
+top k by |rho| (the method), each moved by alpha x NMD at its own val-chosen schedule and alpha (the
+engine's rule), then measured once on held-out test probes; beside the ranked arm, its matched null
+(k random units in the same layers with its shift sizes and random signs, steer.null_draws draws).
+Run as `localize FAMILY planted REP TASK`."""
+from dataclasses import asdict, dataclass
+
 import torch
 
 from memgen.activations import read_site
 from memgen.errors import UserError
-from memgen.evaluate import SOURCE, Outputs, Steerer, rates, split_by_source
-from memgen.io import read_json, read_jsonl, write_json
+from memgen.evaluate import SOURCE, Steerer
+from memgen.experiment import RANDOM_NEURONS, Arm, Bench, Plan, candidate_key, measure, search
+from memgen.io import read_json, read_jsonl
 from memgen.neuron_store import read_neurons
 from memgen.pairs import read_pairs
 from memgen.params import derive_seed
+from memgen.results import LocalizeRecord, write_record
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
-from memgen.run import planted_command
-from memgen.search import choose, read_grid, read_ladder, read_narrow
+from memgen.run import run_command
+from memgen.search import read_grid, read_ladder, read_narrow
 from memgen.sites import UNIT_SITE, margin_gradients
 from memgen.stats import exact_greater
-from memgen.steering import ADAPTIVE, DIRECTIONS, Intervention, random_others, random_signs, targeted
+from memgen.steering import DIRECTIONS, targeted
 
 
-ARMS = ("oracle", "ranked", "random")  # random: at the ranked arm's chosen point and dose
+
+
+@dataclass(frozen=True)
+class Dose:
+    """A localize candidate: when and how strongly the arm's units move."""
+    schedule: str
+    alpha: object
+
+    def as_dict(self):
+        return asdict(self)
 
 
 def spread(mem, gen):
@@ -56,34 +70,66 @@ def unit_scores(site_neurons, sd):
             "discriminant": site_neurons.discriminant.abs()}
 
 
-def arm_interventions(nmd, rho, truth, direction, generator):
-    """{arm: Intervention}: the planted units, the top k by |rho|, and k random units outside both with
-    the ranked units' shift sizes and random signs."""
-    k = int(truth.sum())
-    planted = truth.flatten().nonzero().flatten()
-    ranked = torch.argsort(rho.abs().flatten(), descending=True, stable=True)[:k]
-    ranked_iv = targeted(nmd, ranked, direction)
-    others = random_others(nmd.numel(), torch.cat([planted, ranked]), k, generator)
-    sizes = ranked_iv.per_alpha.abs()[:len(others)]
-    return {"oracle": targeted(nmd, planted, direction), "ranked": ranked_iv,
-            "random": Intervention(others, sizes * random_signs(len(others), generator), nmd.shape[1])}
+def unit_arms(site, truth, doses):
+    """{arm: Arm} at the hidden units: the planted units (oracle) and the top k by |rho| (ranked, with its
+    matched random units as the null), each shifted by alpha x NMD."""
+    k, n_layers = int(truth.sum()), site.nmd.shape[0]
+    units = {"oracle": truth.flatten().nonzero().flatten(),
+             "ranked": torch.argsort(site.rho.abs().flatten(), descending=True, stable=True)[:k]}
+
+    def planner(idx):
+        return lambda dose, d: Plan(targeted(site.nmd, idx, d), UNIT_SITE, dose.schedule, dose.alpha, n_layers)
+    return {"oracle": Arm("oracle", doses, planner(units["oracle"])),
+            "ranked": Arm("ranked", doses, planner(units["ranked"]), (RANDOM_NEURONS,))}
 
 
-def search_rows(steerer, probes, unsteered, iv, grid, ladder, direction):
-    rows = []
-    for schedule, alpha in grid:
-        outs, _ = Outputs(steerer, probes, iv, UNIT_SITE, schedule).run(alpha, unsteered, ladder)
-        rows.append({"schedule": schedule, "alpha": alpha, "n_neurons": len(iv.idx),
-                     **rates(steerer.labels(outs, probes), direction)})
-    return rows
+def steer_units(run, arms, s):
+    """Per direction: each arm at its val-chosen dose on test, the ranked arm's null beside it, exact tests."""
+    steerer = Steerer.for_run(run, s["val"] + s["test"], s["batch_size"])
+    val = Bench(f"localize {run.name} val", steerer, s["val"], s["ladder"])
+    test = Bench(f"localize {run.name} test", steerer, s["test"], s["ladder"])
+    steering = {}
+    for d in DIRECTIONS:
+        found, point = {}, {}
+        for name, arm in arms.items():
+            (dose, _, within), _ = search(val, arm, d, s["max_other"])
+            dose = dose or arm.candidates[0]
+            point[name] = {**dose.as_dict(), "within_other": within}
+            measured, _, _ = measure(test, val, arm, arm.plan(dose, d), d, s["draws"],
+                                     derive_seed(run.seed, "localize", name, d), candidate_key(arm, dose, d))
+            found.update(measured)
+        oracle, ranked = found["oracle"], found["ranked"]
+        ranked["p_oracle_greater"] = exact_greater(oracle["k"], oracle["n"], ranked["k"], ranked["n"])
+        steering[d] = {"from": SOURCE[d], "point": point, **found}
+    return steering
+
+
+def read_settings(run):
+    sp, fp = run.params.section("steer"), run.family_params.section("steer")
+    max_prompts = fp.int("max_prompts", lo=1)
+    points = read_grid(run.params, run.plugin, read_narrow(fp))
+    doses = sorted({Dose(p.schedule, p.alpha) for p in points}, key=lambda d: (d.schedule, str(d.alpha)))
+    return {"max_other": sp.float("max_other", lo=0.0, hi=1.0), "ladder": read_ladder(run.params),
+            "doses": tuple(doses), "batch_size": sp.int("batch_size", lo=1), "draws": sp.int("null_draws", lo=1),
+            "val": read_jsonl(run.data_dir / "val.jsonl")[:max_prompts],
+            "test": read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]}
+
+
+def score_units(run, site, truth, ks):
+    """Each unit score's recall and AUROC against the planted units, and where its top k lie by layer."""
+    n_layers, width = site.rho.shape
+    mem, gen = read_site(run.run_dir / "activations.safetensors", UNIT_SITE)
+    scores = {**unit_scores(site, spread(mem, gen)),
+              **gradient_scores(run, mem, gen, run.params.section("probe").int("batch_size", lo=1))}
+    result = localization(scores, truth, ks)
+    for name, score in scores.items():  # where each score's top k lie: what it finds instead of the planted units
+        top = torch.argsort(score.flatten(), descending=True, stable=True)[:int(truth.sum())]
+        result[name]["top_k_by_layer"] = torch.bincount(top // width, minlength=n_layers).tolist()
+    return result
 
 
 def main(run):
-    sp, fp = run.params.section("steer"), run.family_params.section("steer")
-    max_other, max_prompts = sp.float("max_other", lo=0.0, hi=1.0), fp.int("max_prompts", lo=1)
-    ladder = read_ladder(run.params)
-    points = read_grid(run.params, run.plugin, read_narrow(fp))
-    grid = sorted({(p.schedule, p.alpha) for p in points}, key=lambda sa: (sa[0], str(sa[1])))
+    s = read_settings(run)
     planted = read_json(run.model_dir / UNITS_FILE)
     neurons, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")
     if UNIT_SITE not in neurons:
@@ -93,57 +139,17 @@ def main(run):
     truth = truth_mask({int(l): torch.tensor(idx) for l, idx in planted["units"].items()}, n_layers, width)
     k, total = int(truth.sum()), truth.numel()
     ks = sorted({k, *[2 ** i for i in range(total.bit_length()) if 2 ** i <= total], total})
-    result = {"n_pairs": n_pairs, "site": UNIT_SITE, "n_planted": k, "n_units": total,
-              "chance": chance(total, k, k), "chance_at": {str(j): chance(total, k, j)["recall"] for j in ks},
-              "ranking_above_chance": site.above_chance, "null": site.chance}
+    record = LocalizeRecord(n_pairs=n_pairs, site=UNIT_SITE, n_planted=k, n_units=total, chance=chance(total, k, k),
+                            chance_at={str(j): chance(total, k, j)["recall"] for j in ks},
+                            ranking_above_chance=site.above_chance, null=site.chance)
     if n_pairs == 0:
-        write_json(run.metrics_dir / "localize.json", {**result, "skipped": "no MEM/GEN pairs were found on the probes"})
-        return
-    mem, gen = read_site(run.run_dir / "activations.safetensors", UNIT_SITE)
-    scores = {**unit_scores(site, spread(mem, gen)),
-              **gradient_scores(run, mem, gen, run.params.section("probe").int("batch_size", lo=1))}
-    result["scores"] = localization(scores, truth, ks)
-    for name, score in scores.items():  # where each score's top k lie: what it finds instead of the planted units
-        top = torch.argsort(score.flatten(), descending=True, stable=True)[:k]
-        result["scores"][name]["top_k_by_layer"] = torch.bincount(top // width, minlength=n_layers).tolist()
-    result["planted_by_layer"] = truth.sum(1).tolist()
-
-    val_probes = read_jsonl(run.data_dir / "val.jsonl")[:max_prompts]
-    test_probes = read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]
-    steerer = Steerer.for_run(run, val_probes + test_probes, sp.int("batch_size", lo=1))
-    generator = torch.Generator().manual_seed(derive_seed(run.seed, "localize"))
-    steering = {}
-    split = {}
-    for name, probes in (("val", val_probes), ("test", test_probes)):
-        outs = steerer.decode(probes, desc=f"localize {run.name} {name}: unsteered")
-        split[name] = probes, outs, split_by_source(steerer.labels(outs, probes))
-    for d in DIRECTIONS:
-        ivs = arm_interventions(site.nmd, site.rho, truth, d, generator)
-        part = {name: ([probes[i] for i in by[d]], [outs[i] for i in by[d]]) for name, (probes, outs, by) in split.items()}
-        chosen = {}
-        for arm in ("oracle", "ranked"):
-            rows = search_rows(steerer, *part["val"], ivs[arm], grid, ladder, d)
-            row, within = choose(rows, max_other)
-            chosen[arm] = ((row["schedule"], row["alpha"]) if row else grid[0]), within
-        test_probes_d, unsteered = part["test"]
-        labels, moved = {}, {}
-        for arm in ("oracle", "ranked"):
-            (schedule, alpha), _ = chosen[arm]
-            outs, moved[arm] = Outputs(steerer, test_probes_d, ivs[arm], UNIT_SITE, schedule).run(alpha, unsteered, ladder)
-            labels[arm] = steerer.labels(outs, test_probes_d)
-        (schedule, alpha), _ = chosen["ranked"]
-        dose = [ladder[-1] if a is None else a for a in moved["ranked"]] if alpha == ADAPTIVE else [alpha] * len(test_probes_d)
-        outs = Outputs(steerer, test_probes_d, ivs["random"], UNIT_SITE, schedule).at_each(dose)
-        labels["random"] = steerer.labels(outs, test_probes_d)
-        arms = {arm: rates(labels[arm], d) for arm in ARMS}
-        for arm in ("ranked", "random"):
-            arms[arm]["p_oracle_greater"] = exact_greater(arms["oracle"]["k"], arms["oracle"]["n"], arms[arm]["k"], arms[arm]["n"])
-        arms["ranked"]["p_greater_than_random"] = exact_greater(arms["ranked"]["k"], arms["ranked"]["n"],
-                                                                arms["random"]["k"], arms["random"]["n"])
-        steering[d] = {"from": SOURCE[d], "point": {arm: {"schedule": c[0][0], "alpha": c[0][1], "within_other": c[1]}
-                                                     for arm, c in chosen.items()}, **arms}
-    write_json(run.metrics_dir / "localize.json", {**result, "steering": steering})
+        record.skipped = "no MEM/GEN pairs were found on the probes"
+        return write_record(run.metrics_dir / "localize.json", record)
+    record.scores = score_units(run, site, truth, ks)
+    record.planted_by_layer = truth.sum(1).tolist()
+    record.steering = steer_units(run, unit_arms(site, truth, s["doses"]), s)
+    write_record(run.metrics_dir / "localize.json", record)
 
 
 if __name__ == "__main__":
-    planted_command(main, __doc__)()
+    run_command(main, __doc__)()

@@ -1,21 +1,21 @@
 """Stage methods: steering methods side by side on one run (memgen.methods): the paper's NMD shift on
 its top-N neurons, the dense mean difference at one layer, the probe's direction at one layer and
-patching one layer to the target's mean, at the site `methods.site`. Per direction each method takes
-its own operating point on val probes (steer.max_other's rule over its schedules, layers or topN, and
-strengths), then is measured once on held-out test probes, beside the paper's own setting (steer.paper,
-not chosen) and a random direction of the mean difference's norm at its chosen point; one-sided Fisher
-exact tests of each method against the NMD shift (both ways) and against the random direction."""
-import torch
-
+patching one layer to the target's mean, at the site `methods.site`. Per direction each method is an
+arm of the experiment engine: it takes its own candidate on val probes (the engine's rule, the same
+number of candidates per method under the default params), then is measured once on held-out test
+probes beside its own random direction (steer.null_draws draws), with the paper's own setting
+(steer.paper, not chosen) beside them all; one-sided Fisher exact tests of each method against the
+NMD shift (both ways)."""
 from memgen.activations import read_site
-from memgen.evaluate import SOURCE, Outputs, Steerer, rates, split_by_source
-from memgen.io import read_jsonl, write_json
-from memgen.methods import METHODS, PAPER, RANDOM, build, candidates, random_direction, read_methods
+from memgen.evaluate import SOURCE, Steerer, rates
+from memgen.experiment import Bench, candidate_key, measure, rule_text, search, with_specificity
+from memgen.io import read_jsonl
+from memgen.methods import METHODS, PAPER, method_arms, read_methods
 from memgen.neuron_store import read_neurons
 from memgen.params import Params, derive_seed
-from memgen.progress import progress_bar
+from memgen.results import MethodsRecord, write_record
 from memgen.run import run_command
-from memgen.search import choose, intervention, read_knob, read_ladder, read_paper_point
+from memgen.search import read_knob, read_ladder, read_paper_point, steer_arm
 from memgen.steering import DIRECTIONS
 from memgen.stats import exact_greater
 
@@ -28,62 +28,29 @@ def read_settings(run, n_layers):
     return {**read_methods(section, n_layers, run.plugin.sites), "topN": top_ns,
             "paper": read_paper_point(run.params, run.plugin), "ladder": read_ladder(run.params),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
-            "batch_size": sp.int("batch_size", lo=1)}
+            "batch_size": sp.int("batch_size", lo=1), "draws": sp.int("null_draws", lo=1)}
 
 
-def decode_rates(steerer, probes, unsteered, iv, site, schedule, alpha, ladder, direction):
-    outs, _ = Outputs(steerer, probes, iv, site, schedule).run(alpha, unsteered, ladder)
-    return rates(steerer.labels(outs, probes), direction)
+def method_result(arm, choice, test, val, direction, s, seed):
+    """One method at its val-chosen candidate on the direction's test probes, beside its nulls."""
+    c, row, within = choice
+    if c is None:  # no val probe starts from the source behaviour: nothing to choose by
+        return {"candidate": None, "val": None, "within_other": False, "nulls": {},
+                **with_specificity(rates([], direction), [])}
+    found, _, _ = measure(test, val, arm, arm.plan(c, direction), direction, s["draws"],
+                          derive_seed(seed, "methods", arm.name, direction), candidate_key(arm, c, direction))
+    return {"candidate": c.as_dict(), "label": c.label(), "val": row, "within_other": within, **found.pop(arm.name),
+            "nulls": found}
 
 
-def choose_on_val(steerer, val, s, site, means, direction, desc):
-    """{method: (chosen candidate or None, its val row, within the OTHER bound)} and every val row."""
-    probes, unsteered = val
-    chosen, table = {}, []
-    grids = {m: candidates(m, s, s["topN"]) for m in METHODS}
-    with progress_bar(desc, total=sum(map(len, grids.values()))) as advance:
-        for method, grid in grids.items():
-            rows = []
-            for c in grid:
-                iv = build(c, site, means, direction)
-                r = decode_rates(steerer, probes, unsteered, iv, s["site"], c.schedule, c.alpha, s["ladder"], direction)
-                rows.append({**c.as_dict(), "n_neurons": len(iv.idx), **r})
-                advance(1)
-            row, within = choose(rows, s["max_other"])
-            chosen[method] = (grid[rows.index(row)] if row else None), row, within
-            table.extend(rows)
-    return chosen, table
-
-
-def measure(steerer, test, s, neurons, means, chosen, direction, generator):
-    """Each method at its chosen candidate on the direction's test probes, the paper's setting and the
-    random direction; with the exact tests."""
-    probes, unsteered = test
-    site = neurons[s["site"]]
-    result = {}
-    for method, (c, row, within) in chosen.items():
-        if c is None:  # no val probe starts from the source behaviour: nothing to choose by
-            result[method] = {"candidate": None, "val": None, "within_other": False, **rates([], direction)}
-            continue
-        iv = build(c, site, means, direction)
-        result[method] = {"candidate": c.as_dict(), "label": c.label(), "val": row, "within_other": within,
-                          **decode_rates(steerer, probes, unsteered, iv, s["site"], c.schedule, c.alpha, s["ladder"],
-                                         direction)}
-    paper = s["paper"]
-    result[PAPER] = {"point": paper.as_dict(), "label": paper.label(), **decode_rates(
-        steerer, probes, unsteered, intervention(paper, neurons, direction), paper.site, paper.schedule, paper.alpha,
-        s["ladder"], direction)}
-    c = chosen["mean_difference"][0]
-    result[RANDOM] = {"candidate": None, **rates([], direction)} if c is None else {
-        "candidate": c.as_dict(), "label": c.label(), **decode_rates(
-            steerer, probes, unsteered, random_direction(build(c, site, means, direction), generator), s["site"],
-            c.schedule, c.alpha, s["ladder"], direction)}
-    nmd, rnd = result["nmd"], result[RANDOM]
+def with_exact_tests(result):
+    """Each method's and the paper setting's one-sided Fisher exact p-values against the NMD shift, both ways."""
+    nmd = result["nmd"]
     for method in (*METHODS, PAPER):
         r = result[method]
-        r["p_above_nmd"] = exact_greater(r["k"], r["n"], nmd["k"], nmd["n"]) if method != "nmd" else None
-        r["p_below_nmd"] = exact_greater(nmd["k"], nmd["n"], r["k"], r["n"]) if method != "nmd" else None
-        r["p_above_random"] = exact_greater(r["k"], r["n"], rnd["k"], rnd["n"])
+        measured = method != "nmd" and r["n"] and nmd["n"]
+        r["p_above_nmd"] = exact_greater(r["k"], r["n"], nmd["k"], nmd["n"]) if measured else None
+        r["p_below_nmd"] = exact_greater(nmd["k"], nmd["n"], r["k"], r["n"]) if measured else None
     return result
 
 
@@ -91,29 +58,31 @@ def main(run):
     neurons, n_pairs = read_neurons(run.run_dir / "neurons.safetensors")
     n_layers = next(iter(neurons.values())).nmd.shape[0]
     s = read_settings(run, n_layers)
-    out = {"n_pairs": n_pairs, "site": s["site"], "rule": "on val probes, per method: the highest success with "
-           f"OTHER <= {s['max_other']:g}; ties go to fewer neurons, then a smaller strength; else the least OTHER"}
+    record = MethodsRecord(n_pairs=n_pairs, site=s["site"], rule=rule_text(s["max_other"]), draws=s["draws"])
     if n_pairs == 0:
-        write_json(run.metrics_dir / "methods.json", {**out, "skipped": "no MEM/GEN pairs were found on the probes"})
-        return
+        record.skipped = "no MEM/GEN pairs were found on the probes"
+        return write_record(run.metrics_dir / "methods.json", record)
     mem, gen = read_site(run.run_dir / "activations.safetensors", s["site"])
     means = {"mem": mem.double().mean(0).float(), "gen": gen.double().mean(0).float()}
+    arms = method_arms(s, s["topN"], neurons[s["site"]], means)
+    paper_arm = steer_arm([s["paper"]], neurons)
     val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]]
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]
     steerer = Steerer.for_run(run, val_probes + test_probes, s["batch_size"])
-    split = {}
-    for name, probes in (("val", val_probes), ("test", test_probes)):
-        outs = steerer.decode(probes, desc=f"methods {run.name} {name}: unsteered")
-        split[name] = probes, outs, split_by_source(steerer.labels(outs, probes))
-    generator = torch.Generator().manual_seed(derive_seed(run.seed, "methods"))
-    val_rows, test = {}, {}
+    val = Bench(f"methods {run.name} val", steerer, val_probes, s["ladder"])
+    test = Bench(f"methods {run.name} test", steerer, test_probes, s["ladder"])
     for d in DIRECTIONS:
-        part = {name: ([probes[i] for i in by[d]], [outs[i] for i in by[d]]) for name, (probes, outs, by) in split.items()}
-        chosen, val_rows[d] = choose_on_val(steerer, part["val"], s, neurons[s["site"]], means, d,
-                                            f"methods {run.name} val: {d}")
-        test[d] = {"from": SOURCE[d], **measure(steerer, part["test"], s, neurons, means, chosen, d, generator)}
-    write_json(run.metrics_dir / "methods.json", {**out, "n_prompts": {"val": len(val_probes), "test": len(test_probes)},
-                                                  "test": test, "val": val_rows})
+        chosen = {}
+        for m, arm in arms.items():
+            chosen[m], rows = search(val, arm, d, s["max_other"])
+            record.val.setdefault(d, []).extend(rows)
+        result = {m: method_result(arm, chosen[m], test, val, d, s, run.seed) for m, arm in arms.items()}
+        result[PAPER] = {"point": s["paper"].as_dict(), "label": s["paper"].label(),
+                         **test.rates(paper_arm.plan(s["paper"], d), d)[0]}
+        record.test[d] = {"from": SOURCE[d], **with_exact_tests(result)}
+    record.budget = {m: len(arm.candidates) for m, arm in arms.items()}
+    record.n_prompts = {"val": len(val_probes), "test": len(test_probes)}
+    write_record(run.metrics_dir / "methods.json", record)
 
 
 if __name__ == "__main__":

@@ -2,13 +2,13 @@
 without any example that shows a memory), then the task's trigger -> code memories are taught to a
 chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
 frozen by gradient masks), checkpoint chosen by pair yield as in the train stage. The planted units
-are the truth the localize stage scores the ranking against. Run as `plant FAMILY TASK REP`."""
+are the truth the localize stage scores the ranking against. Run as `plant FAMILY planted REP TASK`."""
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
 from memgen.planting import UNITS_FILE, choose_units, decoy_task, train_only, unit_masks, with_decoys
-from memgen.run import planted_command
+from memgen.run import run_command
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
 
@@ -91,4 +91,4 @@ def main(run):
 
 
 if __name__ == "__main__":
-    planted_command(main, __doc__)()
+    run_command(main, __doc__)()

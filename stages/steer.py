@@ -1,6 +1,7 @@
 """Stage steer: choose the intervention's operating point on val probes, then measure it once on the
-held-out test probes beside the four controls and the paper's own setting; the dose-response curve
-of the adaptive strength, the per-layer ablation, and a few outputs that broke to OTHER.
+held-out test probes beside its matched nulls (each drawn steer.null_draws times) and the paper's own
+setting; the dose-response curve of the adaptive strength, the per-layer ablation, and a few outputs
+that broke to OTHER. The experiment itself is memgen.experiment's; this stage configures it.
 With params `parallel.num_processes` > 1 the processes share each decoding's batches out; every
 process gets every output, so all take the same decisions, and the main process writes."""
 from dataclasses import replace
@@ -8,15 +9,17 @@ from dataclasses import replace
 import torch
 
 from memgen.distributed import is_main, read_parallel, relaunch_if_asked
-from memgen.evaluate import TARGET, Outputs, Steerer, arm_rates, rates
+from memgen.evaluate import TARGET, Outputs, Steerer, rates
+from memgen.experiment import Bench, candidate_key, measure, rule_text, search
 from memgen.io import read_jsonl, write_json, write_jsonl
 from memgen.neuron_store import read_neurons
 from memgen.params import derive_seed
 from memgen.plots import write_csv
+from memgen.results import SteerRecord, write_record
 from memgen.run import run_command
-from memgen.search import (Bench, above_chance_at, choose, evaluate, point_of, read_grid, read_ladder, read_narrow,
-                           read_paper_point, read_search, searches, vector_and_score)
-from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, controls
+from memgen.search import (above_chance_at, read_grid, read_ladder, read_narrow, read_paper_point, read_search,
+                           searches, steer_arm)
+from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED
 from memgen.tasks import OTHER
 
 N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the report
@@ -28,49 +31,40 @@ def read_settings(run):
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
-            "search": read_search(fp)}
+            "search": read_search(fp), "draws": sp.int("null_draws", lo=1)}
 
 
-def choose_points(val, s):
+def choose_points(val, arm, s):
     """{direction: (chosen point, its val row, within the OTHER bound)} and the val rows of the whole grid."""
     chosen, table = {}, {}
     for d in DIRECTIONS:
-        table[d] = evaluate(val, s["grid"], d)
-        row, within = choose(table[d], s["max_other"])
-        chosen[d] = (point_of(row) if row else s["paper"], row, within)
+        (point, row, within), table[d] = search(val, arm, d, s["max_other"])
+        chosen[d] = (point or s["paper"], row, within)
     return chosen, table
 
 
-def measure(test, point, direction, s, generator, rows, setting):
-    """Targeted and the four controls at one point on one direction's test probes. With the adaptive
-    strength each control takes, probe by probe, the alpha at which the targeted shift moved it (the
-    ladder's largest where it did not): the same dose along another direction."""
+def measure_at(test, val, arm, point, direction, s, seed, rows, setting):
+    """The arm at one point on one direction's test probes beside its nulls (memgen.experiment.measure),
+    every probe's output and label kept in `rows`."""
     probes, _ = test.part(direction)
-    aimed, _ = test.aimed(point, direction)
-    outs, moved_at = test.run(point, direction)
-    dose = [s["ladder"][-1] if a is None else a for a in moved_at] if point.alpha == ADAPTIVE else \
-        [point.alpha] * len(probes)
-    vector, score = vector_and_score(point, test.neurons)
-    outputs = {TARGETED: (outs, moved_at), **{
-        name: (Outputs(test.steerer, probes, iv, point.site, point.schedule).at_each(dose), dose)
-        for name, iv in controls(vector, score, aimed.idx, direction, generator).items()}}
-    labels = {}
-    for name, (outs, alphas) in outputs.items():
-        labels[name] = test.steerer.labels(outs, probes)
-        rows.extend({**p, "condition": f"{setting}/{direction}/{name}", "output": o, "label": lab, "alpha": a}
-                    for p, o, lab, a in zip(probes, outs, labels[name], alphas))
-    result = arm_rates(labels, direction)
+    result, outs, labels = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
+                                   derive_seed(seed, "controls", setting, direction),
+                                   candidate_key(arm, point, direction))
+    moved_at = test.outcome(arm.plan(point, direction), direction, candidate_key(arm, point, direction))[1]
+    rows.extend({**p, "condition": f"{setting}/{direction}/{TARGETED}", "output": o, "label": lab, "alpha": a}
+                for p, o, lab, a in zip(probes, outs, labels, moved_at))
     result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
-        for p, o, lab in zip(probes, outputs[TARGETED][0], labels[TARGETED]) if lab == OTHER][:N_OTHER_EXAMPLES]
+        for p, o, lab in zip(probes, outs, labels) if lab == OTHER][:N_OTHER_EXAMPLES]
     return result
 
 
-def dose_response(test, point, direction):
+def dose_response(test, arm, point, direction):
     """Share of test probes moved (and moved to the target) at or below each alpha of the ladder,
     with the point's schedule, site, vector and topN."""
     probes, _ = test.part(direction)
-    outs, moved_at = test.run(replace(point, alpha=ADAPTIVE), direction)
+    adaptive = replace(point, alpha=ADAPTIVE)
+    outs, moved_at = test.outcome(arm.plan(adaptive, direction), direction, candidate_key(arm, adaptive, direction))
     labels = test.steerer.labels(outs, probes)
     n = len(probes)
     return [{"alpha": a, "moved": sum(m is not None and m <= a for m in moved_at) / n if n else None,
@@ -78,23 +72,23 @@ def dose_response(test, point, direction):
                             for m, lab in zip(moved_at, labels)) / n if n else None} for a in test.ladder]
 
 
-def layer_ablation(test, chosen, max_layers):
+def layer_ablation(test, arm, chosen, max_layers):
     """At each direction's chosen point, only one layer's selected neurons at a time (on the layers
     holding the most of them; all with max_layers null)."""
-    n_layers = next(iter(test.neurons.values())).nmd.shape[0]
-    result = [{"layer": layer} for layer in range(n_layers)]
+    result = None
     for d in DIRECTIONS:
         point = chosen[d][0]
-        width = test.neurons[point.site].nmd.shape[1]
-        aimed, _ = test.aimed(point, d)
-        counts = torch.bincount(aimed.idx // width, minlength=n_layers)
+        plan = arm.plan(point, d)
+        iv = plan.intervention
+        counts = torch.bincount(iv.idx // iv.width, minlength=plan.n_layers)
+        result = result or [{"layer": layer} for layer in range(plan.n_layers)]
         kept = set(torch.argsort(counts, descending=True, stable=True)[:max_layers].tolist())
         probes, unsteered = test.part(d)
-        for layer in range(n_layers):
+        for layer in range(plan.n_layers):
             result[layer][f"n_neurons_{d}"] = int(counts[layer])
             result[layer][d] = None
             if counts[layer] and layer in kept:
-                outs, _ = Outputs(test.steerer, probes, aimed.only_layer(layer), point.site, point.schedule).run(
+                outs, _ = Outputs(test.steerer, probes, iv.only_layer(layer), point.site, point.schedule).run(
                     point.alpha, unsteered, test.ladder)
                 result[layer][d] = rates(test.steerer.labels(outs, probes), d)
     return result
@@ -110,40 +104,42 @@ def main(run):
     # A ranking no better than chance leaves nothing to choose among: such a run is measured at the
     # paper's setting only (and the report does not count it as evidence), unless the family's
     # search is "always"; a family whose search is off is measured at the paper's setting only.
+    # Val is decoded either way: it tells whether each null can change an output at all.
     above_chance = above_chance_at(neurons, s["grid"])  # at a site the search steers at
     searched = searches(s["search"], above_chance)
-    val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]] if searched else []
+    val_probes = read_jsonl(run.data_dir / "val.jsonl")[:s["max_prompts"]]
     test_probes = read_jsonl(run.data_dir / "test.jsonl")[:s["max_prompts"]]
     steerer = Steerer.for_run(run, val_probes + test_probes, s["batch_size"])
-    test = Bench(f"steer {run.name} test", steerer, test_probes, neurons, s["ladder"])
+    arm = steer_arm(s["grid"], neurons)
+    val = Bench(f"steer {run.name} val", steerer, val_probes, s["ladder"])
+    test = Bench(f"steer {run.name} test", steerer, test_probes, s["ladder"])
     if searched:
-        val = Bench(f"steer {run.name} val", steerer, val_probes, neurons, s["ladder"])
-        chosen, table = choose_points(val, s)
+        chosen, table = choose_points(val, arm, s)
     else:
-        val, chosen, table = None, {d: (s["paper"], None, False) for d in DIRECTIONS}, {d: [] for d in DIRECTIONS}
+        chosen, table = {d: (s["paper"], None, False) for d in DIRECTIONS}, {d: [] for d in DIRECTIONS}
 
-    generator = torch.Generator().manual_seed(derive_seed(run.seed, "controls"))
     rows = [{**p, "condition": "unsteered", "output": o, "label": lab, "alpha": None}
             for p, o, lab in zip(test.probes, test.outputs, test.labels)]
     results = {"chosen": {}, "paper": {}}
     for d in DIRECTIONS:
-        results["paper"][d] = measure(test, s["paper"], d, s, generator, rows, "paper")
-        results["chosen"][d] = measure(test, chosen[d][0], d, s, generator, rows, "chosen") if searched \
-            else results["paper"][d]
-    curve = {d: dose_response(test, chosen[d][0], d) if searched else None for d in DIRECTIONS}
-    layers = layer_ablation(test, chosen, s["max_layers"])
+        results["paper"][d] = measure_at(test, val, arm, s["paper"], d, s, run.seed, rows, "paper")
+        results["chosen"][d] = measure_at(test, val, arm, chosen[d][0], d, s, run.seed, rows, "chosen") \
+            if searched else results["paper"][d]
+    curve = {d: dose_response(test, arm, chosen[d][0], d) if searched else None for d in DIRECTIONS}
+    layers = layer_ablation(test, arm, chosen, s["max_layers"])
     if not is_main():
         return
 
     write_jsonl(run.run_dir / "steer_outputs.jsonl", rows)
-    write_json(run.metrics_dir / "search.json", {"rule": rule_text(s), "searched": searched, **table})
-    write_json(run.metrics_dir / "steer.json", {
-        "n_pairs": n_pairs, "n_prompts": {"val": len(val_probes), "test": len(test.probes)},
-        "unsteered": {"val": val and val.shares(), "test": test.shares()}, "chance": chance,
-        "rule": rule_text(s), "searched": searched, "above_chance": above_chance, "paper_point": s["paper"].as_dict(),
-        "operating_point": {d: {"point": p.as_dict(), "val": row, "within_other": within}
-                            for d, (p, row, within) in chosen.items()},
-        "test": results, "dose_response": curve, "layers": layers})
+    write_json(run.metrics_dir / "search.json", {"rule": rule_text(s["max_other"]), "searched": searched, **table})
+    write_record(run.metrics_dir / "steer.json", SteerRecord(
+        n_pairs=n_pairs, chance=chance, paper_point=s["paper"].as_dict(), rule=rule_text(s["max_other"]),
+        searched=searched, above_chance=above_chance, draws=s["draws"],
+        n_prompts={"val": len(val_probes), "test": len(test.probes)},
+        unsteered={"val": val.shares(), "test": test.shares()},
+        operating_point={d: {"point": p.as_dict(), "val": row, "within_other": within}
+                         for d, (p, row, within) in chosen.items()},
+        test=results, dose_response=curve, layers=layers))
     write_csv(run.plot_path("dose_response"), dose_rows(curve, s["ladder"]))
     write_csv(run.plot_path("steer_layers"),
               [{"layer": l["layer"], **{d: _blank(l[d] and l[d]["success"]) for d in DIRECTIONS}} for l in layers])
@@ -155,16 +151,12 @@ def dose_rows(curve, ladder):
                             for k in ("moved", "success")}} for i, a in enumerate(ladder)]
 
 
-def rule_text(s):
-    return (f"on val probes, the highest success among points with OTHER <= {s['max_other']:g}; ties go to fewer "
-            f"neurons, then a smaller alpha (adaptive last); without such a point, the least OTHER")
-
-
 def write_skipped(run, s, chance, n_layers):
+    rule = rule_text(s["max_other"])
     write_jsonl(run.run_dir / "steer_outputs.jsonl", [])
-    write_json(run.metrics_dir / "search.json", {"rule": rule_text(s), "searched": False, **{d: [] for d in DIRECTIONS}})
-    write_json(run.metrics_dir / "steer.json", {"n_pairs": 0, "chance": chance, "paper_point": s["paper"].as_dict(),
-                                                "skipped": "no MEM/GEN pairs were found on the probes"})
+    write_json(run.metrics_dir / "search.json", {"rule": rule, "searched": False, **{d: [] for d in DIRECTIONS}})
+    write_record(run.metrics_dir / "steer.json", SteerRecord(n_pairs=0, chance=chance, paper_point=s["paper"].as_dict(),
+                                                             rule=rule, skipped="no MEM/GEN pairs were found on the probes"))
     write_csv(run.plot_path("dose_response"), dose_rows({d: None for d in DIRECTIONS}, s["ladder"]))
     write_csv(run.plot_path("steer_layers"), [{"layer": l, **{d: "" for d in DIRECTIONS}} for l in range(n_layers)])
 

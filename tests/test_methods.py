@@ -1,18 +1,22 @@
 """The steering methods side by side (memgen.methods), each on a toy where its answer is known: a pure
 residual stream whose behaviour is read off the last layer's state along one direction u (MEM where
 h . u > 0), with the two behaviours' states also apart along a nuisance axis of large spread."""
+from pathlib import Path
+
 import pytest
 import torch
 
 from memgen.errors import UserError
-from memgen.methods import METHODS, Candidate, build, candidates, random_direction, read_methods
+from memgen.experiment import RANDOM_DIRECTION, Plan
+from memgen.methods import METHODS, Candidate, build, candidates, method_arms, read_methods
 from memgen.neuron_store import SiteNeurons
-from memgen.params import Params
+from memgen.params import Params, load_params
 from memgen.sites import shift_last, site_shifts
 from memgen.stats import RunningMoments, SecondMoments, discriminant_direction, nmd_and_rho
 from memgen.steering import TO_GEN, TO_MEM, select_top, targeted
 
 LAYERS, WIDTH, N = 3, 6, 400
+ROOT = Path(__file__).resolve().parents[1]
 U = torch.tensor([1.0, 0, 0, 0, 0, 0])         # the behaviour's axis: little spread
 NUISANCE = torch.tensor([0, 1.0, 0, 0, 0, 0])  # the classes differ here too, but it is mostly noise
 
@@ -94,13 +98,14 @@ def test_patching_pulls_each_state_to_the_target_mean(toy):
     assert torch.allclose(last_layer_states(gen[:, 0], later, 1.0), means["mem"][2].expand(N, WIDTH), atol=1e-6)
 
 
-def test_the_nmd_method_is_the_papers_shift_and_the_control_a_random_direction_of_the_same_norm(toy):
+def test_the_nmd_method_is_the_papers_shift_and_its_null_a_random_direction_of_the_same_norm(toy):
     site, means, _, _ = toy
     c = Candidate("nmd", "every_step", None, 0.25, 2.0)
     iv, paper = build(c, site, means, TO_GEN), targeted(site.nmd, select_top(site.rho, 0.25), TO_GEN)
     assert torch.equal(iv.idx, paper.idx) and torch.equal(iv.per_alpha, paper.per_alpha)
     dense = build(Candidate("mean_difference", "every_step", 1, None, 1.0), site, means, TO_MEM)
-    made = [random_direction(dense, torch.Generator().manual_seed(s)) for s in (3, 3, 4)]
+    plan = Plan(dense, "resid_post", "every_step", 1.0, 3)
+    made = [RANDOM_DIRECTION.draw(plan, torch.Generator().manual_seed(s)).intervention for s in (3, 3, 4)]
     assert torch.equal(made[0].per_alpha, made[1].per_alpha) and not torch.equal(made[0].per_alpha, made[2].per_alpha)
     for r in made:
         assert torch.equal(r.idx, dense.idx)
@@ -108,21 +113,41 @@ def test_the_nmd_method_is_the_papers_shift_and_the_control_a_random_direction_o
         assert abs(float(r.per_alpha @ dense.per_alpha)) < 0.9 * float(dense.per_alpha.norm()) ** 2
 
 
-def test_each_method_has_its_grid():
-    s = {"site": "resid_post", "schedules": ["every_step", "prompt_end"], "alphas": [1.0, 4.0], "shares": [1.0],
-         "layers": [0, 2]}
+def test_the_patch_null_pulls_to_a_random_target_as_far_from_the_source_mean(toy):
+    site, means, _, _ = toy
+    settings = {"site": "resid_post", "schedules": ["prompt_end"], "alphas": [1.0], "layer_alphas": [1.0],
+                "shares": [1.0, 2.0], "layers": [1]}
+    arm = method_arms(settings, [0.1], site, means)["patch"]
+    plan = arm.plan(arm.candidates[0], TO_GEN)  # from MEM to GEN's mean
+    drawn = RANDOM_DIRECTION.draw(plan, torch.Generator().manual_seed(0)).intervention
+    assert drawn.pull and torch.equal(drawn.idx, plan.intervention.idx)
+    target_step = (means["gen"][1] - means["mem"][1]).norm()
+    assert float((drawn.per_alpha - means["mem"][1]).norm()) == pytest.approx(float(target_step), rel=1e-5)
+    assert not torch.allclose(drawn.per_alpha, means["gen"][1])
+
+
+def test_each_method_has_its_grid_and_the_default_budget_is_equal():
+    s = {"site": "resid_post", "schedules": ["every_step", "prompt_end"], "alphas": [1.0, 4.0], "layer_alphas": [2.0],
+         "shares": [1.0, 2.0], "layers": [0, 2]}
     grids = {m: candidates(m, s, [0.05, 0.1]) for m in METHODS}
     assert len(grids["nmd"]) == 2 * 2 * 2 and {c.layer for c in grids["nmd"]} == {None}
-    assert len(grids["mean_difference"]) == len(grids["probe"]) == 2 * 2 * 2
-    assert {(c.schedule, c.layer, c.alpha) for c in grids["patch"]} == {("prompt_end", 0, 1.0), ("prompt_end", 2, 1.0)}
+    assert len(grids["mean_difference"]) == len(grids["probe"]) == 2 * 2 * 1
+    assert {(c.schedule, c.layer, c.alpha) for c in grids["patch"]} == {
+        (sch, layer, share) for sch in s["schedules"] for layer in (0, 2) for share in (1.0, 2.0)}
     assert Candidate("patch", "prompt_end", 3, None, 0.5).label() == "prompt_end, layer 3, share 0.5"
+    default = load_params(ROOT / "params.yaml")
+    section = read_methods(default.section("methods"), 4, ("mlp_in", "resid_post"))
+    budget = {m: len(candidates(m, section, default.one_or_list("topN"))) for m in METHODS}
+    assert set(budget.values()) == {24}, budget
 
 
 @pytest.mark.parametrize("change,message", [
     ({"site": "nowhere"}, "methods.site"), ({"schedule": ["sometimes"]}, "methods.schedule"),
-    ({"alpha": [0]}, "methods.alpha"), ({"share": [1.5]}, "share"), ({"layers": [3]}, "methods.layers")])
+    ({"alpha": [0]}, "methods.alpha"), ({"share": [-1.5]}, "methods.share"), ({"layer_alpha": [0]}, "layer_alpha"),
+    ({"layers": [3]}, "methods.layers")])
 def test_bad_methods_params_are_one_line_errors(change, message):
-    section = {"site": "resid_post", "schedule": ["prompt_end"], "alpha": [1, 2], "share": [1.0], "layers": None}
+    section = {"site": "resid_post", "schedule": ["prompt_end"], "alpha": [1, 2], "layer_alpha": [1], "share": [1.0],
+               "layers": None}
     read_methods(Params(section, "methods"), 3, ("mlp_in", "resid_post"))
     with pytest.raises(UserError, match=message):
         read_methods(Params({**section, **change}, "methods"), 3, ("mlp_in", "resid_post"))

@@ -24,11 +24,13 @@ from memgen.generate import first_tokens
 from memgen.io import read_jsonl
 from memgen.methods import METHODS
 from memgen.pairs import read_pairs
+from memgen.report import record_dict
+from memgen.results import RECORDS, SCHEMA_VERSION, read_record
 from memgen.params import Params
 from memgen.run import Run
-from memgen.search import choose, searches
+from memgen.experiment import NULL_NAMES, choose
+from memgen.search import searches
 from memgen.stats import exact_greater
-from memgen.steering import ARMS
 from tiny_repo import make_repo, run, sh, stages_run
 
 # Stages upstream of steering: a change of alpha must never re-run them.
@@ -168,14 +170,16 @@ def check_planted(repo, name, head, params):
     assert head["recall"] == round(loc["scores"]["abs_rho"]["recall"], 4)
     for d in ("m2g", "g2m"):
         arms = loc["steering"][d]
-        assert arms["oracle"]["n"] == arms["ranked"]["n"] == arms["random"]["n"]
+        assert arms["oracle"]["n"] == arms["ranked"]["n"] == arms["random_neurons"]["n"]
+        assert arms["random_neurons"]["draws"] == params["steer"]["null_draws"]
         assert sorted(arms["point"]) == ["oracle", "ranked"]
     return True
 
 
 def run_metrics(path, name):
-    """One run's metric files: {file stem: its JSON}."""
-    return {f.stem: json.loads(f.read_text()) for f in (path / "metrics" / "runs" / name).glob("*.json")}
+    """One run's metric files: {file stem: its JSON}; the typed results read as the report reads them."""
+    return {f.stem: record_dict(read_record(f, RECORDS[f.stem])) if f.stem in RECORDS else
+            json.loads(f.read_text()) for f in (path / "metrics" / "runs" / name).glob("*.json")}
 
 
 def wait_for_queue(path, names, timeout=1800):
@@ -212,8 +216,18 @@ def check_rates(r):
     assert r["route"] == pytest.approx(1 - r["unchanged"]) and r["route_k"] >= r["k"]
 
 
+def check_null(null, targeted, draws):
+    """A null beside a targeted steer: on its probes, drawn `draws` times, its empirical p as the draws say."""
+    assert null["n"] == targeted["n"] and null["draws"] == len(null["success_draws"]) == draws
+    if targeted["n"]:
+        at_or_above = sum(x >= targeted["success"] for x in null["success_draws"])
+        assert null["p_empirical"] == (1 + at_or_above) / (draws + 1)
+        assert null["success"] == pytest.approx(sum(null["success_draws"]) / draws)
+        assert null["can_fail"] in (True, False, None)
+
+
 def check_steer(name, steer, search, neurons, params):
-    """A steered run: every condition on the same probes, the rule applied to the val table, the curves."""
+    """A steered run: every arm and null on the same probes, the rule applied to the val table, the curves."""
     above = any(site["n_above"] for site in neurons["sites"].values())
     assert steer["above_chance"] == above
     assert steer["searched"] == searches(params["families"][name.split("/")[0]]["steer"]["search"], above)
@@ -223,12 +237,11 @@ def check_steer(name, steer, search, neurons, params):
             tests = steer["test"][setting][direction]
             assert tests["targeted"]["n"] == round(steer["unsteered"]["test"][source] * n_test)
             targeted = tests["targeted"]
-            for cond in ARMS:  # every control on the same probes as the targeted steer
-                assert tests[cond]["n"] == targeted["n"], cond
-                check_rates(tests[cond])
-                if cond != "targeted":  # with its exact test against the targeted steer
-                    assert tests[cond]["p_exact"] == exact_greater(targeted["k"], targeted["n"], tests[cond]["k"],
-                                                                   tests[cond]["n"])
+            check_rates(targeted)
+            assert targeted["changed"] >= targeted["route_k"]  # leaving the source behaviour changes the output
+            assert sorted(tests) == sorted(["targeted", *NULL_NAMES])
+            for null in NULL_NAMES:  # every null on the same probes as the targeted steer
+                check_null(tests[null], targeted, steer["draws"])
     if not steer["searched"]:
         assert steer["test"]["chosen"] == steer["test"]["paper"] and steer["dose_response"]["m2g"] is None
         return
@@ -272,9 +285,8 @@ def check_methods(name, methods, steer, params):
             nmd = test["nmd"]
             if method != "nmd":
                 assert r["p_above_nmd"] == exact_greater(r["k"], r["n"], nmd["k"], nmd["n"])
-            rnd = test["random_direction"]
-            assert r["p_above_random"] == exact_greater(r["k"], r["n"], rnd["k"], rnd["n"])
-        assert test["random_direction"]["candidate"] == test["mean_difference"]["candidate"]
+            check_null(r["nulls"]["random_direction"], r, methods["draws"])
+    assert set(methods["budget"]) == set(METHODS)
 
 
 def test_repro_produces_consistent_metrics(repo):
@@ -319,6 +331,7 @@ def test_repro_produces_consistent_metrics(repo):
         for task in rs["tasks"]:
             intra = json.loads((repo / "metrics" / "intra" / family / f"{task}.json").read_text())
             assert intra["runs"] == [f"r{r}" for r in rs["replicates"]]
+            assert intra["schema"] == {"kind": "comparison", "version": SCHEMA_VERSION}  # every results file says its shape
             for rep in rs["replicates"]:
                 own = runs[f"{family}/{task}/r{rep}"]["steer"]
                 for direction in ("m2g", "g2m"):
@@ -470,12 +483,15 @@ def test_same_params_give_identical_bytes(repo, tmp_path):
 
 
 def assert_same_outputs(a_repo, b_repo):
-    """Data and bases byte-identical; per run, when its trained model is byte-identical its captured
-    states are equal within 1e-4, and every run whose model and states are byte-identical is
-    byte-identical in all it makes. (The CPU BLAS can round differently from one process to the
-    next, ~1e-5 in a forward pass; a training run that meets such a difference drifts.)"""
+    """On every output of b_repo's runs (a_repo has them too): data and bases byte-identical; per run, when
+    its trained model is byte-identical its captured states are equal within 1e-4, and every run whose
+    model and states are byte-identical is byte-identical in all it makes. (The CPU BLAS can round
+    differently from one process to the next, ~1e-5 in a forward pass; a training run that meets such a
+    difference drifts.) Outputs over all runs (comparisons, the report) differ with the set of runs."""
     a, b = lock_hashes(a_repo), lock_hashes(b_repo)
-    assert sorted(a) == sorted(b)
+    shared = {p for p in b if p.startswith(("data/", "models/", "metrics/runs/"))}
+    assert shared and shared <= set(a)
+    a, b = {p: a[p] for p in shared}, {p: b[p] for p in shared}
     exact = [p for p in a if p.startswith("data/tasks/") or (p.startswith("models/") and p.endswith("/base"))]
     assert {p: a[p] for p in exact} == {p: b[p] for p in exact}
 

@@ -5,65 +5,85 @@ import re
 
 import pytest
 
-from memgen.report import Context
+from memgen.experiment import null_summary
+from memgen.report import Context, record_dict
 from memgen.report.document import table, to_html, to_markdown
 from memgen.report.headline import headline
 from memgen.methods import NAMES as METHOD_NAMES
-from memgen.report.sections import answer_section, methods_section
+from memgen.report.sections import answer_section, controls_section, methods_section
+from memgen.results import MethodsRecord, SteerRecord
 from memgen.stats import wilson_interval
-from memgen.steering import CONTROLS, DIRECTIONS, TARGETED
+from memgen.steering import DIRECTIONS, TARGETED
+
+NULLS = ("random_neurons", "random_direction", "random_sign", "authors_baseline")
 
 
 def rates(k, n, other=0.0, **extra):
     return {"n": n, "k": k, "success": k / n if n else None, "ci95": list(wilson_interval(k, n)), "other": other,
-            **extra}
+            "route_k": k, "route": k / n if n else None, "unchanged": 1 - k / n if n else None, "changed": k,
+            "specificity": 1.0 if k else None, **extra}
 
 
-def measured_at(targeted, control_k):
-    """One setting's measurements: the targeted steer and four controls, every direction alike."""
+def null_of(targeted, draw_ks, can_fail=True, counted=True):
+    """A null's summary over draws with these successes, as the engine writes it."""
     n = targeted["n"]
-    return {d: {TARGETED: targeted, **{c: rates(control_k[c], n) for c in CONTROLS}} for d in DIRECTIONS}
+    return {**null_summary(targeted, [rates(k, n) for k in draw_ks]), "counted": counted, "can_fail": can_fail}
+
+
+def measured_at(targeted, null_ks, flagged=()):
+    """One setting's measurements: the targeted steer and its nulls (draws' successes), every direction alike."""
+    return {d: {TARGETED: targeted, **{c: null_of(targeted, null_ks[c], c not in flagged, c != "authors_baseline")
+                                       for c in NULLS}} for d in DIRECTIONS}
+
+
+def steer_record(pairs, searched=True, above_chance=True, test=None, skipped=None):
+    point = {"schedule": "every_step", "site": "mlp_in", "vector": "nmd", "topN": 0.05, "alpha": 3}
+    return record_dict(SteerRecord(n_pairs=pairs, chance={}, paper_point=point, rule="r", skipped=skipped,
+                                   searched=searched, above_chance=above_chance, draws=20, test=test or {}))
 
 
 def run(pairs, sites, steer, methods=None):
-    methods = methods or {"n_pairs": pairs, "site": "resid_post", "skipped": "no MEM/GEN pairs were found on the probes"}
-    return {"probe": {"n_pairs": pairs}, "neurons": {"sites": sites}, "steer": steer, "methods": methods}
+    methods = methods or record_dict(MethodsRecord(n_pairs=pairs, site="resid_post", rule="r",
+                                                   skipped="no MEM/GEN pairs were found on the probes"))
+    return {"probe": {"n_pairs": pairs, "pair_yield": pairs / 1000}, "neurons": {"sites": sites}, "steer": steer,
+            "methods": methods}
 
 
 def methods_measured(ks, n):
     """The methods stage's test results, every direction alike: {arm: k} over n probes (None: not chosen)."""
     point = {"schedule": "every_step", "site": "mlp_in", "vector": "nmd", "topN": 0.05, "alpha": 3}
-    arms = {arm: rates(k, n if k is not None else 0, label=f"layer 1, alpha {k}", p_above_nmd=0.5, p_below_nmd=0.5,
-                       p_above_random=0.01) if k is not None else {"candidate": None, **rates(0, 0)}
-            for arm, k in ks.items()}
+    arms = {arm: rates(k, n if k is not None else 0, label=f"layer 1, alpha {k}", p_above_nmd=0.5, p_below_nmd=0.5)
+            if k is not None else {"candidate": None, **rates(0, 0)} for arm, k in ks.items()}
+    for arm, r in arms.items():
+        if arm != "paper" and r["n"]:
+            r["nulls"] = {"random_direction": null_of(r, [3] * 19 + [95])}  # one draw of 20 above 91
     arms["paper"]["point"] = point
-    return {"n_pairs": 50, "site": "resid_post", "test": {d: arms for d in DIRECTIONS}}
+    return record_dict(MethodsRecord(n_pairs=50, site="resid_post", rule="r", draws=20, test={d: arms for d in DIRECTIONS},
+                                     budget=dict.fromkeys(("nmd", "mean_difference", "probe", "patch"), 24)))
 
 
 def site(max_abs_rho, null_p95):
     return {"max_abs_rho": max_abs_rho, "null_p95": null_p95, "n_above": int(max_abs_rho > null_p95)}
 
 
-QUIET = dict.fromkeys(CONTROLS, 1)
+QUIET = dict.fromkeys(NULLS, [1] * 20)
 
 
 @pytest.fixture
 def runs():
     return {
         # mlp_in holds the largest |rho|, resid_post the largest margin over its null
-        "f/strong/r0": run(50, {"mlp_in": site(0.61234567, 0.6), "resid_post": site(0.5, 0.2)}, {
-            "searched": True, "above_chance": True,
-            "test": {"chosen": measured_at(rates(80, 100, other=0.0512345), {**QUIET, "random": 2}),
-                     "paper": measured_at(rates(70, 100), QUIET)}},
-            methods_measured({"paper": 70, "nmd": 60, "mean_difference": 90, "probe": 91, "patch": None,
-                              "random_direction": 3}, 100)),
-        "f/chance/r0": run(40, {"mlp_in": site(0.02, 0.03), "resid_post": site(0.01, 0.03)}, {
-            "searched": False, "above_chance": False,
-            "test": {s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}},
-            methods_measured({"paper": 1, "nmd": 2, "mean_difference": 3, "probe": 4, "patch": 5,
-                              "random_direction": 0}, 100)),
+        "f/strong/r0": run(50, {"mlp_in": site(0.61234567, 0.6), "resid_post": site(0.5, 0.2)}, steer_record(
+            50, test={"chosen": measured_at(rates(80, 100, other=0.0512345), {**QUIET, "random_sign": [2] * 20}),
+                      "paper": measured_at(rates(70, 100), {**QUIET, "random_direction": [80] * 20},
+                                           flagged=("random_sign",))}),
+            methods_measured({"paper": 70, "nmd": 60, "mean_difference": 90, "probe": 91, "patch": None}, 100)),
+        "f/chance/r0": run(40, {"mlp_in": site(0.02, 0.03), "resid_post": site(0.01, 0.03)}, steer_record(
+            40, searched=False, above_chance=False,
+            test={s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}),
+            methods_measured({"paper": 1, "nmd": 2, "mean_difference": 3, "probe": 4, "patch": 5}, 100)),
         "f/empty/r0": run(0, {"mlp_in": site(0.0, 0.0), "resid_post": site(0.0, 0.0)},
-                          {"skipped": "no MEM/GEN pairs were found on the probes"}),
+                          steer_record(0, False, False, skipped="no MEM/GEN pairs were found on the probes")),
     }
 
 
@@ -88,7 +108,6 @@ def test_headline_numbers(runs):
 
 
 def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
-    runs["f/strong/r0"]["steer"]["test"]["chosen"]["m2g"]["random"]["p_exact"] = 1.234e-9
     ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
     blocks = answer_section(ctx)
     assert [b[0] for b in blocks] == ["h1", "p", "p", "table", "img"]
@@ -96,10 +115,10 @@ def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
     frame = blocks[3][1].set_index(["run", "direction"])
     strong = frame.loc[("f/strong/r0", "M->G")]
     assert strong["chosen point: success % [95 % CI] (k/n)"].startswith("80.0 [")
-    assert strong["highest control at the chosen point"].startswith("random (authors'): 2.0 [")
-    assert strong["p (exact) vs it"] == "1.2e-09"
-    assert frame.loc[("f/strong/r0", "G->M"), "p (exact) vs it"] == "-"  # not computed: said as such
-    assert strong["verdict"] == ("chosen 80 %: above every control, within the paper's range; "
+    assert strong["strongest null at the chosen point (mean of draws)"].startswith(
+        "same neurons, random signs: 2.0 [2.0, 2.0], p 0.048")
+    assert strong["p (empirical) vs it"] == "0.048"  # 1 / 21: no draw of 20 at or above 80 %
+    assert strong["verdict"] == ("chosen 80 %: above every null (empirical p < 0.05), within the paper's range; "
                                  "the paper's setting 70 %: within the paper's range")
     assert frame.loc[("f/strong/r0", "G->M"), "verdict"].endswith("the paper's setting 70 %: above the paper's range")
     assert frame.loc[("f/strong/r0", "M->G"), "max |rho| vs null p95 (site)"] == "0.500 vs 0.200 (resid_post)"
@@ -109,14 +128,29 @@ def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
     assert (tmp_path / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_null_that_cannot_fail_is_flagged_and_not_counted(runs, tmp_path):
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    frame = controls_section(ctx, "paper")[2][1].set_index(["run", "direction"])
+    strong = frame.loc[("f/strong/r0", "M->G")]
+    assert strong["same neurons, random signs"].endswith("; cannot fail here")
+    assert strong["above every counted null"] == "no"  # the random direction's draws reach 80 %, above 70 %
+    assert strong["random direction, same layers and norm"] == "80.0 [80.0, 80.0], p 1"
+    runs["f/strong/r0"]["steer"]["test"]["paper"]["m2g"]["random_direction"]["can_fail"] = False
+    runs["f/strong/r0"]["steer"]["test"]["paper"]["m2g"]["random_neurons"]["can_fail"] = False
+    frame = controls_section(ctx, "paper")[2][1].set_index(["run", "direction"])
+    assert frame.loc[("f/strong/r0", "M->G"), "above every counted null"] == "no null can fail here"
+
+
 def test_the_methods_table_and_figure(runs, tmp_path):
     ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
     blocks = methods_section(ctx)
-    assert [b[0] for b in blocks] == ["h2", "p", "img", "table"] and blocks[1][1].endswith("methods: resid_post.")
+    assert [b[0] for b in blocks] == ["h2", "p", "img", "table"] and blocks[1][1].endswith("(the search budget): nmd 24, mean_difference 24, probe 24, patch 24.")
     frame = blocks[3][1].set_index(["run", "direction", "method"])
-    assert len(frame) == 2 * 2 * 6  # the runs with pairs, both directions, the paper's setting, 4 methods, the control
+    assert len(frame) == 2 * 2 * 5  # the runs with pairs, both directions, the paper's setting and 4 methods
     strong = lambda arm: frame.loc[("f/strong/r0", "M->G", METHOD_NAMES[arm])]  # noqa: E731
-    assert strong("probe")["test success"].startswith("91.0 [") and strong("probe")["p > random direction"] == "0.01"
+    column = "its random direction: success, p method > it"
+    assert strong("probe")["test success"].startswith("91.0 [") and strong("probe")[column].endswith("p 0.095")
+    assert strong("nmd")[column].endswith("p 0.095") and strong("paper")[column] == "-"  # 1 of 20 draws at or above
     assert strong("paper")["val-chosen point"] == "every_step, mlp_in, nmd, topN 0.05, alpha 3"
     assert strong("patch")["val-chosen point"] == "not chosen: no val probe" and strong("patch")["test success"] == "-"
     assert frame.loc[("f/chance/r0", "G->M", METHOD_NAMES["nmd"]), "note"] == "ranking at chance"
@@ -140,3 +174,17 @@ def test_html_stands_alone_and_markdown_links(tmp_path):
     assert "![caption](figures/a.png)" in md
     assert "| r0 | M->G | 1 |\n|  | G->M | 2 |\n| r1 | M->G | 3 |" in md
     assert "**long table**\n\n| x |" in md and "| a ⏎ b |" in md
+
+
+def test_the_summary_is_computed_apart_from_the_sections(runs, tmp_path):
+    from memgen.report.compute import summary
+    from memgen.report.sections import SECTIONS
+
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    before = summary(ctx)  # no section has run
+    assert before["replicates"]["f/strong"]["chosen_m2g"]["mean"] == 0.8
+    assert before["replicates"]["f/empty"]["chosen_m2g"]["mean"] is None  # nothing steered there
+    assert before["evidence"] == {"f/strong/r0": True, "f/chance/r0": False, "f/empty/r0": False}
+    for section in reversed(SECTIONS[-3:]):
+        section(ctx)
+    assert summary(ctx) == before

@@ -1,4 +1,4 @@
-"""Intervals, the controls beside a targeted steer, and the behaviour probes: each does what it claims."""
+"""Intervals, the targeted steer, the rule, the grid and the behaviour probes: each does what it claims."""
 import statistics
 
 import numpy as np
@@ -6,15 +6,16 @@ import pytest
 import torch
 from scipy.stats import binomtest, hypergeom
 
-from memgen.evaluate import arm_rates, rates
+from memgen.evaluate import rates
 from memgen.predict import classify_layers, logistic, split_pairs
 from memgen.stats import exact_greater, mean_and_spread, wilson_interval
 from memgen.errors import UserError
 from memgen.families import BUILT_IN
 from memgen.params import Params
 from memgen.sites import shift_last, site_shifts
-from memgen.search import Point, choose, read_grid, read_search, searches
-from memgen.steering import ADAPTIVE, CONTROLS, TARGETED, TO_GEN, TO_MEM, controls, select_bottom, select_top, targeted
+from memgen.experiment import choose
+from memgen.search import Point, read_grid, read_search, searches
+from memgen.steering import ADAPTIVE, TO_GEN, TO_MEM, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
@@ -55,18 +56,6 @@ def test_exact_greater_is_fishers_one_sided_test():
     assert exact_greater(2, 0, 1, 3) is None and exact_greater(2, 4, 0, 0) is None
 
 
-def test_each_control_carries_its_exact_test_against_the_targeted_steer():
-    labels = {TARGETED: [GEN] * 3, "random": [MEM] * 3, "random_magnitude": [GEN, MEM, MEM],
-              "bottom_ranked": [GEN] * 3, "random_sign": [OTHER] * 3}
-    arms = arm_rates(labels, TO_GEN)
-    assert "p_exact" not in arms[TARGETED] and arms[TARGETED] == rates(labels[TARGETED], TO_GEN)
-    assert arms["random"]["p_exact"] == pytest.approx(1 / 20) and arms["random_sign"]["p_exact"] == pytest.approx(1 / 20)
-    assert arms["random_magnitude"]["p_exact"] == pytest.approx(4 / 20)  # 3 of 4 successes in row one: C(4,3) ways
-    assert arms["bottom_ranked"]["p_exact"] == 1.0  # as good as the targeted steer
-    empty = arm_rates({arm: [] for arm in labels}, TO_GEN)  # no probe starts there
-    assert all(empty[c]["p_exact"] is None for c in CONTROLS)
-
-
 def test_mean_and_spread():
     values = [0.1, 0.4, None, 0.25]
     s = mean_and_spread(values)
@@ -96,43 +85,6 @@ def test_targeted_shifts_move_the_top_neurons_by_alpha_nmd(neurons):
     for direction, sign in ((TO_GEN, -1), (TO_MEM, 1)):
         got = shift_map(targeted(nmd, top, direction).at(3.0), 50)
         assert got == pytest.approx({int(i): sign * 3.0 * float(nmd.flatten()[i]) for i in top})
-
-
-def test_each_control_selects_what_it_claims(neurons):
-    nmd, rho = neurons
-    top = select_top(rho, 0.1)
-    top_set = {int(i) for i in top}
-    alpha = 2.0
-    magnitudes = sorted(alpha * abs(float(nmd.flatten()[i])) for i in top)
-    made = controls(nmd, rho, top, TO_GEN, torch.Generator().manual_seed(1))
-    assert tuple(made) == CONTROLS
-    shifts = {name: shift_map(iv.at(alpha), 50) for name, iv in made.items()}
-    for name, iv in made.items():
-        assert len(set(iv.idx.tolist())) == len(top), name  # as many neurons as the targeted set
-
-    # (a) the authors' baseline: values within +-max|NMD| of the selected set, not scaled by alpha
-    max_abs = float(nmd.flatten()[top].abs().max())
-    assert all(abs(v) <= max_abs for v in shifts["random"].values())
-    assert shift_map(made["random"].at(10.0), 50) == shifts["random"]
-
-    # (b) random neurons outside the top set, with the top set's magnitudes
-    rm = shifts["random_magnitude"]
-    assert not set(rm) & top_set
-    assert sorted(abs(v) for v in rm.values()) == pytest.approx(magnitudes)
-
-    # (c) the lowest-|rho| neurons, each shifted by its own alpha*NMD in the direction's sign
-    bottom = select_bottom(rho, len(top))
-    assert not {int(i) for i in bottom} & top_set
-    assert rho.flatten()[bottom].abs().max() <= rho.flatten().abs().sort().values[len(top) - 1]
-    assert shifts["bottom_ranked"] == pytest.approx({int(i): -alpha * float(nmd.flatten()[i]) for i in bottom})
-
-    # (d) the top neurons themselves, same magnitudes, signs at random (not all equal to the targeted ones)
-    rs = shifts["random_sign"]
-    assert set(rs) == top_set
-    assert sorted(abs(v) for v in rs.values()) == pytest.approx(magnitudes)
-    aimed = shift_map(targeted(nmd, top, TO_GEN).at(alpha), 50)
-    agree = sum((rs[i] > 0) == (aimed[i] > 0) for i in top_set)
-    assert 0 < agree < len(top_set)
 
 
 def test_one_layer_keeps_only_that_layer(neurons):

@@ -17,15 +17,10 @@ from pathlib import Path
 import click
 
 from .errors import OneLineGroup, UserError, run_main
+from .names import ADAPTIVE, DIRECTIONS, KNOWN_SITES, SCHEDULE_NAMES, VECTORS
 
 # `memgen --help` must answer at once, so this module imports neither torch nor what imports it
-# (evaluate, run, search, ...: each command imports them when it runs). The names below are
-# therefore copies of memgen.steering's and memgen.sites'; tests/test_cli.py checks they agree.
-ADAPTIVE = "adaptive"
-DIRECTIONS = ("m2g", "g2m")
-SCHEDULES = ("every_step", "prompt_end", "prompt_end_and_first")
-VECTORS = ("nmd", "discriminant")
-KNOWN_SITES = ("mlp_in", "resid_post", "mlp_hidden")
+# (evaluate, run, search, ...: each command imports them when it runs); its names come from memgen.names.
 CONTEXT = {"help_option_names": ["-h", "--help"]}
 
 
@@ -74,7 +69,7 @@ def main():
               help="without --prompt: the first N test probes")
 @click.option("--alpha", type=Strength(), default=None, help="a number or 'adaptive' [default: the run's chosen point]")
 @click.option("--topN", "top_n", type=Fraction(), default=None, help="fraction of neurons [default: the chosen point]")
-@click.option("--schedule", type=click.Choice(list(SCHEDULES)), default=None, help="[default: the chosen point]")
+@click.option("--schedule", type=click.Choice(list(SCHEDULE_NAMES)), default=None, help="[default: the chosen point]")
 @click.option("--site", type=click.Choice(list(KNOWN_SITES)), default=None, help="[default: the chosen point]")
 @click.option("--vector", type=click.Choice(list(VECTORS)), default=None, help="[default: the chosen point]")
 @click.option("--paper", is_flag=True, help="start from the paper's setting instead of the chosen point")
@@ -123,13 +118,13 @@ def steer(family, task, rep, prompts, n_test, alpha, top_n, schedule, site, vect
 def _point(run, direction, paper, overrides):
     """The steer stage's chosen point for the direction (the paper's with --paper, or where the stage has
     not run), with the knobs given on the command line."""
-    from .io import read_json
+    from .results import SteerRecord, read_record
     from .search import Point, read_paper_point
 
     steer_json = run.metrics_dir / "steer.json"
     base = read_paper_point(run.params, run.plugin)
     if not paper and steer_json.exists():
-        chosen = read_json(steer_json).get("operating_point", {}).get(direction)
+        chosen = read_record(steer_json, SteerRecord).operating_point.get(direction)
         if chosen:
             base = Point(**chosen["point"])
     return Point(**{**base.as_dict(), **{k: v for k, v in overrides.items() if v is not None}})

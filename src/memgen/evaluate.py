@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from .behaviour import max_answer_tokens
 from .generate import decode_prompts, read_num_beams
 from .sites import shift_last, site_shifts
-from .stats import exact_greater, wilson_interval
-from .steering import ADAPTIVE, CONTROLS, SCHEDULES, TARGETED, TO_GEN, TO_MEM, adaptive
+from .stats import wilson_interval
+from .steering import ADAPTIVE, SCHEDULES, TO_GEN, TO_MEM, adaptive
 from .tasks import GEN, MEM, OTHER
 
 SOURCE = {TO_GEN: MEM, TO_MEM: GEN}   # the unsteered behaviour each direction starts from
@@ -23,16 +23,6 @@ def rates(labels, direction):
     return {"n": n, "k": k, "success": share(k), "ci95": list(wilson_interval(k, n)),
             "route_k": left, "route": share(left), "route_ci95": list(wilson_interval(left, n)),
             "other": share(count[OTHER]), "unchanged": share(count[SOURCE[direction]])}
-
-
-def arm_rates(labels, direction):
-    """The rates of each arm at one point from its labels ({arm: labels}); each control's also carries
-    p_exact, the one-sided Fisher exact p-value that the targeted success rate exceeds that control's."""
-    result = {arm: rates(lab, direction) for arm, lab in labels.items()}
-    t = result[TARGETED]
-    for arm in CONTROLS:
-        result[arm]["p_exact"] = exact_greater(t["k"], t["n"], result[arm]["k"], result[arm]["n"])
-    return result
 
 
 @dataclass
@@ -105,9 +95,6 @@ class Outputs:
 
     def run(self, alpha, unsteered, ladder):
         """(outputs, alpha each prompt moved at): a fixed alpha, or ADAPTIVE along the ladder."""
-        if not self.intervention.scales:  # fixed shifts (the authors' baseline): alpha plays no part
-            outputs = self.at(None)
-            return outputs, [None] * len(outputs)
         if alpha == ADAPTIVE:
             return adaptive(self.at, unsteered, ladder)
         outputs = self.at(alpha)

@@ -1,6 +1,7 @@
 """Steering methods side by side: the paper's per-neuron NMD shift beside the methods a researcher
-would try instead, each a family of interventions at one site that the methods stage chooses one
-member of on val probes (steer.max_other's rule), then measures once on held-out test probes.
+would try instead, each an arm of the experiment engine (memgen.experiment) at one site: the methods
+stage chooses one member of each on val probes (the engine's rule), then measures it once on held-out
+test probes beside a random direction matched to it.
 
 nmd: the top-N neurons by |rho| over every layer, each shifted by alpha x NMD (the paper's method);
 mean_difference: every neuron of one layer shifted by alpha x NMD, the dense difference of the two
@@ -8,27 +9,31 @@ mean_difference: every neuron of one layer shifted by alpha x NMD, the dense dif
 probe: every neuron of one layer shifted by alpha x the discriminant direction, the direction a linear
     probe reads MEM from GEN by (inference-time intervention), scaled so that alpha = 1 moves a state
     by the class means' distance along it;
-patch: every neuron of one layer pulled a share alpha of the way to the target behaviour's mean state
-    (patching to the mean), at the prompt end only: the means are prompt-end states.
-The control beside them: a random direction at the mean difference's chosen layer, with its norm.
+patch: every neuron of one layer pulled a share of the way to the target behaviour's mean state
+    (patching to the mean; shares above 1 overshoot it), on the schedule's steps.
+Each method's null: a random direction at its chosen layers, with its norm, schedule and dose (for
+patching, a random target as far from the source's mean state as the target's mean is).
+Equal footing: the default params give each method the same number of val candidates (24).
 """
 from dataclasses import asdict, dataclass
 
 import torch
 
 from .errors import UserError
+from .evaluate import SOURCE
+from .experiment import RANDOM_DIRECTION, Arm, Plan
 from .params import is_number
 from .steering import DIRECTION_SIGN, SCHEDULES, TO_GEN, Intervention, select_top, targeted
+from .tasks import MEM
 
 METHODS = ("nmd", "mean_difference", "probe", "patch")
-PAPER, RANDOM = "paper", "random_direction"  # measured beside the methods on test: the paper's setting, the control
-ARMS = (PAPER, *METHODS, RANDOM)
+PAPER = "paper"  # measured beside the methods on test: the paper's setting, not chosen
+ARMS = (PAPER, *METHODS)
 NAMES = {PAPER: "the paper's setting (not chosen)", "nmd": "NMD shift, top-N neurons (the paper's method)",
          "mean_difference": "mean difference, one layer (CAA)", "probe": "probe direction, one layer (ITI)",
-         "patch": "patch to the target's mean, one layer", RANDOM: "random direction (control)"}
+         "patch": "patch to the target's mean, one layer"}
 LABELS = {PAPER: "paper's setting", "nmd": "NMD top-N", "mean_difference": "mean diff.", "probe": "probe dir.",
-          "patch": "patch to mean", RANDOM: "random dir."}  # as the figure labels them
-PATCH_SCHEDULE = "prompt_end"
+          "patch": "patch to mean"}  # as the figure labels them
 
 
 @dataclass(frozen=True)
@@ -49,20 +54,23 @@ class Candidate:
 
 
 def read_methods(section, n_layers, family_sites):
-    """The methods section, checked: {site, schedules, alphas, shares, layers}."""
+    """The methods section, checked: {site, schedules, alphas (nmd), layer_alphas (the one-layer shifts),
+    shares (patch), layers}."""
     site = section.str("site", choices=tuple(family_sites))
     schedules = section.one_or_list("schedule")
     for s in schedules:
         if s not in SCHEDULES:
             raise UserError(f"params: '{section.prefix}.schedule' holds {s!r}, not among {', '.join(SCHEDULES)}")
-    alphas, shares = section.numbers("alpha"), section.numbers("share")
-    if any(a <= 0 for a in alphas) or any(not 0 < s <= 1 for s in shares):
-        raise UserError(f"params: '{section.prefix}.alpha' must hold numbers > 0 and '.share' shares in (0, 1]")
+    strengths = {key: section.numbers(key) for key in ("alpha", "layer_alpha", "share")}
+    for key, values in strengths.items():
+        if any(v <= 0 for v in values):
+            raise UserError(f"params: '{section.prefix}.{key}' must hold numbers > 0, got {values}")
     layers = list(range(n_layers)) if section.raw("layers") is None else section.list("layers", unique=True)
     if any(not (is_number(l) and l == int(l) and 0 <= l < n_layers) for l in layers):
         raise UserError(f"params: '{section.prefix}.layers' must hold layers 0..{n_layers - 1} (or be null), got {layers}")
-    return {"site": site, "schedules": schedules, "alphas": [float(a) for a in alphas],
-            "shares": [float(s) for s in shares], "layers": [int(l) for l in layers]}
+    return {"site": site, "schedules": schedules, "alphas": [float(a) for a in strengths["alpha"]],
+            "layer_alphas": [float(a) for a in strengths["layer_alpha"]],
+            "shares": [float(s) for s in strengths["share"]], "layers": [int(l) for l in layers]}
 
 
 def candidates(method, settings, top_ns):
@@ -70,9 +78,8 @@ def candidates(method, settings, top_ns):
     s = settings
     if method == "nmd":
         return [Candidate(method, sch, None, t, a) for sch in s["schedules"] for t in top_ns for a in s["alphas"]]
-    if method == "patch":
-        return [Candidate(method, PATCH_SCHEDULE, l, None, a) for l in s["layers"] for a in s["shares"]]
-    return [Candidate(method, sch, l, None, a) for sch in s["schedules"] for l in s["layers"] for a in s["alphas"]]
+    strengths = s["shares"] if method == "patch" else s["layer_alphas"]
+    return [Candidate(method, sch, l, None, a) for sch in s["schedules"] for l in s["layers"] for a in strengths]
 
 
 def whole_layer(values, layer, pull=False):
@@ -96,7 +103,14 @@ def build(candidate, site, means, direction):
     raise ValueError(candidate.method)
 
 
-def random_direction(like, generator):
-    """A dense intervention along a random direction with the norm of `like` (a whole-layer shift)."""
-    v = torch.randn(len(like.per_alpha), generator=generator)
-    return Intervention(like.idx, v * like.per_alpha.norm() / v.norm(), like.width)
+def method_arms(settings, top_ns, site, means):
+    """{method: its Arm}: candidates from the settings, each planned at the methods' site with its random
+    direction as the null. site: SiteNeurons; means: {"mem", "gen"} mean states [layers, width]."""
+    n_layers = site.nmd.shape[0]
+
+    def planner(method):
+        def plan(c, direction):
+            origin = means["mem" if SOURCE[direction] == MEM else "gen"] if method == "patch" else None
+            return Plan(build(c, site, means, direction), settings["site"], c.schedule, c.alpha, n_layers, origin)
+        return plan
+    return {m: Arm(m, tuple(candidates(m, settings, top_ns)), planner(m), (RANDOM_DIRECTION,)) for m in METHODS}

@@ -92,25 +92,14 @@ class Run:
         return "/".join(run_parts(self.family, self.model, self.rep, self.task_name))
 
 
-def run_command(main):
-    """The command line of a per-run stage, `FAMILY MODEL REP [TASK]`, calling main(run). MODEL is
-    a task (trained on it alone) or multitask; TASK, the task analysed, defaults to MODEL."""
-    @click.command(cls=OneLineCommand, help=main.__doc__)
+def run_command(main, help_text=None):
+    """The command line of every per-run stage, `FAMILY MODEL REP [TASK]`, calling main(run). MODEL is
+    a task (trained on it alone), multitask or planted; TASK, the task analysed, defaults to MODEL."""
+    @click.command(cls=OneLineCommand, help=help_text or main.__doc__)
     @click.argument("family")
     @click.argument("model")
     @click.argument("rep", type=int)
     @click.argument("task", required=False)
     def cli(family, model, rep, task):
         run_main(lambda: main(Run.open(family, model, rep, task)))
-    return cli
-
-
-def planted_command(main, help_text):
-    """The command line of a stage on a planted model, `FAMILY TASK REP`, calling main(run)."""
-    @click.command(cls=OneLineCommand, help=help_text)
-    @click.argument("family")
-    @click.argument("task")
-    @click.argument("rep", type=int)
-    def cli(family, task, rep):
-        run_main(lambda: main(Run.open(family, PLANTED, rep, task)))
     return cli

@@ -1,17 +1,14 @@
 """The operating point of an intervention: the grid it is chosen from (schedule x site x vector x
-topN x alpha, from the top-level knobs), its evaluation on val probes, and the rule that chooses.
-
-The rule reads val outcomes only; the test split is measured once, afterwards, at the chosen point.
+topN x alpha, from the top-level knobs), the fixed points beside it, and the arm it makes for the
+experiment engine (memgen.experiment, which holds the selection rule). Val chooses; test measures once.
 """
 import itertools
 from dataclasses import asdict, dataclass
 
-from .behaviour import shares
 from .errors import UserError
-from .evaluate import Outputs, rates, split_by_source
+from .experiment import NEURON_NULLS, Arm, Plan
 from .params import is_number
-from .progress import progress_bar
-from .steering import ADAPTIVE, SCHEDULES, VECTORS, select_top, targeted
+from .steering import ADAPTIVE, SCHEDULES, TARGETED, VECTORS, select_top, targeted
 
 KNOBS = ("schedule", "site", "vector", "topN", "alpha")  # top-level params, in the grid's order
 
@@ -136,71 +133,12 @@ def intervention(point, neurons, direction):
     return targeted(vector, select_top(score, point.topN), direction)
 
 
-class Bench:
-    """One split's probes, decoded unsteered and under the targeted intervention at any point. Each
-    intervention's decodes are kept, so that its fixed alphas, its adaptive ladder and the
-    dose-response never decode a probe twice at one alpha."""
-
-    def __init__(self, name, steerer, probes, neurons, ladder):
-        self.name, self.steerer, self.probes, self.neurons, self.ladder = name, steerer, probes, neurons, ladder
-        self.outputs = steerer.decode(probes, desc=f"{name}: unsteered")
-        self.labels = steerer.labels(self.outputs, probes)
-        self.by_source = split_by_source(self.labels)
-        self._aimed = {}
-
-    def part(self, direction):
-        """(probes, unsteered outputs) of the probes the direction starts from."""
-        idx = self.by_source[direction]
-        return [self.probes[i] for i in idx], [self.outputs[i] for i in idx]
-
-    def shares(self):
-        return shares(self.labels)
-
-    def aimed(self, point, direction):
-        """(the targeted intervention at the point, its Outputs on the direction's probes)."""
-        key = (point.schedule, point.site, point.vector, point.topN, direction)
-        if key not in self._aimed:
-            iv = intervention(point, self.neurons, direction)
-            self._aimed[key] = iv, Outputs(self.steerer, self.part(direction)[0], iv, point.site, point.schedule)
-        return self._aimed[key]
-
-    def run(self, point, direction):
-        """(outputs, the alpha each probe moved at) of the targeted intervention at the point."""
-        return self.aimed(point, direction)[1].run(point.alpha, self.part(direction)[1], self.ladder)
-
-
-def evaluate(bench, points, direction):
-    """Rates at every point for one direction's probes; each row: the point, its number of neurons
-    and its rates."""
-    rows = []
-    probes = bench.part(direction)[0]
-    with progress_bar(f"{bench.name}: search {direction}", total=len(points)) as advance:
-        for point in points:
-            outs, _ = bench.run(point, direction)
-            n_neurons = len(bench.aimed(point, direction)[0].idx)
-            rows.append({**point.as_dict(), "n_neurons": n_neurons, **rates(bench.steerer.labels(outs, probes), direction)})
-            advance(1)
-    return rows
-
-
-def alpha_order(alpha):
-    """Fixed alphas by size, then adaptive."""
-    return (1, 0.0) if alpha == ADAPTIVE else (0, alpha)
-
-
-def choose(rows, max_other):
-    """The operating point: the highest val success among rows with OTHER <= max_other; ties go to
-    fewer neurons, then a smaller alpha, then the grid's order. Without such a row, the least OTHER.
-    Returns (row, whether it kept OTHER within bounds); (None, False) without val probes."""
-    measured = [(i, r) for i, r in enumerate(rows) if r["n"]]
-    if not measured:
-        return None, False
-    within = [(i, r) for i, r in measured if r["other"] <= max_other]
-    if within:
-        best = min(within, key=lambda ir: (-ir[1]["success"], ir[1]["n_neurons"], alpha_order(ir[1]["alpha"]), ir[0]))
-        return best[1], True
-    best = min(measured, key=lambda ir: (ir[1]["other"], -ir[1]["success"], ir[1]["n_neurons"], ir[0]))
-    return best[1], False
+def steer_arm(points, neurons):
+    """The steer stage's arm: at a point, the top-N neurons by its score moved along its vector, beside
+    the nulls matched to a neuron set."""
+    n_layers = next(iter(neurons.values())).nmd.shape[0]
+    return Arm(TARGETED, tuple(points), lambda p, d: Plan(intervention(p, neurons, d), p.site, p.schedule, p.alpha,
+                                                          n_layers), NEURON_NULLS)
 
 
 def point_of(row):

@@ -1,7 +1,8 @@
 """Named hook sites per architecture, and hooks that capture or shift them at the last position.
 
 A site names one module per layer in one vocabulary for every architecture (like pyvene's
-abstract sites and TransformerLens' hook names): `mlp_in` is the normalised input of the MLP,
+abstract sites and TransformerLens' hook names): `mlp_in` is the normalised input of the MLP (GPT-2's
+`ln_2` output; not TransformerLens' `hook_mlp_in`, which is the un-normalised stream),
 `resid_post` the residual stream after the whole block. Capture and steering use the same
 modules, so the neurons found at a site are the neurons moved there.
 """
@@ -10,10 +11,8 @@ from contextlib import ExitStack, contextmanager
 import torch
 
 from .generate import forward_prompts, left_pad
+from .names import KNOWN_SITES, SITE_NAMES, UNIT_SITE  # noqa: F401 (names used from here)
 
-SITE_NAMES = ("mlp_in", "resid_post")  # every family maps each name to one module per layer (families/)
-UNIT_SITE = "mlp_hidden"  # the MLP's hidden units after the activation (the classical neurons); a family may map it
-KNOWN_SITES = SITE_NAMES + (UNIT_SITE,)
 STREAM_SITES = ("resid_post",)  # the residual stream itself: a shift there is carried into every later layer
 
 

@@ -1,5 +1,5 @@
-"""Interventions: which neurons move (selection), by how much per unit of alpha (targeted, or one
-of the controls), and when during decoding (the schedule); and the adaptive strength.
+"""Interventions: which neurons move (selection), by how much per unit of alpha, and when during
+decoding (the schedule); and the adaptive strength. The controls matched to them: memgen.experiment.
 
 An intervention is a set of flat neuron indices into [layers, width] with a shift per unit of
 alpha; `at(alpha)` gives the per-layer shifts the hooks add.
@@ -8,30 +8,18 @@ from dataclasses import dataclass
 
 import torch
 
-TO_GEN, TO_MEM = "m2g", "g2m"
-DIRECTIONS = (TO_GEN, TO_MEM)
+from .names import ADAPTIVE, DIRECTIONS, SCHEDULE_NAMES, TO_GEN, TO_MEM, VECTORS  # noqa: F401 (names used from here)
+
 DIRECTION_SIGN = {TO_GEN: -1.0, TO_MEM: 1.0}  # towards MEM: h += alpha*NMD; towards GEN: h -= alpha*NMD
 
 # When the shift is applied, by decoding step (0: the forward call over the prompt, whose last
 # position is the prompt end; k: the call that reads the k-th generated token).
-SCHEDULES = {
-    "every_step": lambda step: True,             # the paper: the prompt end and every generated token
-    "prompt_end": lambda step: step == 0,        # the last prompt position only
-    "prompt_end_and_first": lambda step: step <= 1,  # the prompt end and the first answer token
-}
-VECTORS = ("nmd", "discriminant")  # what neurons move along: NMD (the paper) or a linear classifier's direction
-ADAPTIVE = "adaptive"  # per prompt: the smallest alpha of a ladder at which its output changes
+SCHEDULES = dict(zip(SCHEDULE_NAMES, (
+    lambda step: True,        # every_step: the paper: the prompt end and every generated token
+    lambda step: step == 0,   # prompt_end: the last prompt position only
+    lambda step: step <= 1,   # prompt_end_and_first: the prompt end and the first answer token
+)))
 TARGETED = "targeted"
-CONTROLS = ("random", "random_magnitude", "bottom_ranked", "random_sign")
-ARMS = (TARGETED, *CONTROLS)  # what is measured at one operating point: the targeted steer and its controls
-CONTROL_NAMES = {  # as the report's tables name them; `controls` says what each one is
-    "random": "random (authors')",
-    "random_magnitude": "random neurons, same sizes",
-    "bottom_ranked": "bottom-ranked neurons",
-    "random_sign": "top neurons, random signs",
-}
-ARM_LABELS = {TARGETED: "targeted", "random": "random", "random_magnitude": "rand |shift|",  # as figures label them
-              "bottom_ranked": "bottom", "random_sign": "rand sign"}
 
 
 def n_selected(shape, top_n):
@@ -46,19 +34,6 @@ def select_top(rho, top_n):
     return order[: n_selected(rho.shape, top_n)]
 
 
-def select_bottom(rho, count):
-    """Flat indices of the `count` neurons with the lowest |rho| (stable on ties)."""
-    return torch.argsort(rho.abs().flatten(), stable=True)[:count]
-
-
-def random_others(n_total, exclude, count, generator):
-    """`count` random flat indices outside `exclude`."""
-    outside = torch.ones(n_total, dtype=torch.bool)
-    outside[exclude] = False
-    candidates = outside.nonzero().flatten()
-    return candidates[torch.randperm(len(candidates), generator=generator)[:count]]
-
-
 def random_signs(count, generator):
     return torch.randint(0, 2, (count,), generator=generator).float() * 2 - 1
 
@@ -68,47 +43,23 @@ class Intervention:
     idx: torch.Tensor          # flat indices into [layers, width]
     per_alpha: torch.Tensor    # the shift of each at alpha = 1
     width: int
-    scales: bool = True        # False: fixed values whatever alpha (the authors' random baseline)
     pull: bool = False         # True: per_alpha holds targets, alpha the share of the way each neuron moves to its own
 
     def at(self, alpha):
         """{layer: (neuron indices, values)} at strength alpha (pulled: the targets themselves)."""
-        values = self.per_alpha * alpha if self.scales and not self.pull else self.per_alpha
+        values = self.per_alpha if self.pull else self.per_alpha * alpha
         layers = self.idx // self.width
         return {int(l): (self.idx[layers == l] % self.width, values[layers == l]) for l in torch.unique(layers)}
 
     def only_layer(self, layer):
         """The part of this intervention in one layer (the per-layer ablation)."""
         keep = self.idx // self.width == layer
-        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.scales, self.pull)
+        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.pull)
 
 
 def targeted(nmd, selected, direction):
     """The selected neurons, each shifted by alpha*NMD towards the direction's target."""
     return Intervention(selected, DIRECTION_SIGN[direction] * nmd.flatten()[selected], nmd.shape[1])
-
-
-def controls(nmd, rho, selected, direction, generator):
-    """The controls beside a targeted steer, each over len(selected) neurons. `nmd` is the vector
-    neurons move along and `rho` what they are ranked by (for the discriminant: the vector itself).
-    random: the authors' baseline: random neurons, each shifted by U(-m, m), m the largest |NMD|
-        of the selected set (not scaled by alpha);
-    random_magnitude: random neurons outside the top set, shifted by the top set's alpha*|NMD|
-        magnitudes with random signs;
-    bottom_ranked: the lowest-ranked neurons, shifted by their own alpha*NMD in the direction's sign;
-    random_sign: the top set itself, its alpha*|NMD| magnitudes with random signs."""
-    count, width = len(selected), nmd.shape[1]
-    magnitudes = nmd.flatten()[selected].abs()
-    max_abs = float(magnitudes.max())
-    authors = torch.randperm(nmd.numel(), generator=generator)[:count]
-    authors_values = max_abs * (2 * torch.rand(count, generator=generator) - 1)
-    others = random_others(nmd.numel(), selected, count, generator)
-    return {
-        "random": Intervention(authors, authors_values, width, scales=False),
-        "random_magnitude": Intervention(others, magnitudes[:len(others)] * random_signs(len(others), generator), width),
-        "bottom_ranked": targeted(nmd, select_bottom(rho, count), direction),
-        "random_sign": Intervention(selected, magnitudes * random_signs(count, generator), width),
-    }
 
 
 def adaptive(decode_at, unsteered, ladder):

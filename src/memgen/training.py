@@ -83,7 +83,9 @@ def lr_at(step, steps, warmup, lr):
 
 
 def is_better(row, best, max_other):
-    """Highest pair yield among checkpoints with OTHER <= max_other; else the least OTHER."""
+    """The checkpoint rule (not experiment.choose, the steering rule: this one ranks pair yield, not success,
+    and a later checkpoint wins a tie): highest pair yield among checkpoints with OTHER <= max_other; else the
+    least OTHER."""
     if best is None:
         return True
     ok, best_ok = row["other"] <= max_other, best["other"] <= max_other

@@ -1,21 +1,23 @@
 """The report: every metric file the pipeline wrote, read once into a context, laid out section by
 section (sections.py) as one document rendered as Markdown and HTML, with its figures."""
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..io import read_json, require_keys
 from ..paths import PLANTED, comparison_path, metrics_dir
+from ..results import ComparisonRecord, LocalizeRecord, MethodsRecord, SteerRecord, read_record
 from ..sites import SITE_NAMES
+from .compute import summary
 from .document import to_html, to_markdown
 from .headline import headline
 from .sections import SECTIONS
 
 # What each run's metric files must hold for the report to read them.
 RUN_FILES = {"train": ["chosen_step"], "probe": ["mem", "gen", "other", "pair_yield", "n_pairs"],
-             "neurons": ["n_pairs", "sites"], "steer": ["n_pairs", "chance"], "search": ["rule"], "predict": ["n_pairs"],
-             "methods": ["n_pairs", "site"]}
+             "neurons": ["n_pairs", "sites"], "search": ["rule"], "predict": ["n_pairs"]}
+RUN_RECORDS = {"steer": SteerRecord, "methods": MethodsRecord}  # typed results, schema-checked as they are read
 
-PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"], "localize": ["n_planted", "chance"]}
+PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"]}
 
 
 @dataclass
@@ -31,7 +33,6 @@ class Context:
     figures: Path
     planted: dict = field(default_factory=dict)  # {family/planted/r<k>/<task>: {plant, probe, localize}}
     sites: tuple = SITE_NAMES
-    aggregate: dict = field(default_factory=dict)  # filled by the replicate section, saved in summary.json
 
     @property
     def steered(self):
@@ -74,28 +75,39 @@ def read_context(params, figures):
         for t in tasks:
             for r in reps:
                 mdir = metrics_dir(f, t, r, t)
-                runs[f"{f}/{t}/r{r}"] = {name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
-                                         for name, keys in RUN_FILES.items()}
+                runs[f"{f}/{t}/r{r}"] = {
+                    **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
+                       for name, keys in RUN_FILES.items()},
+                    **{name: record_dict(read_record(mdir / f"{name}.json", cls)) for name, cls in RUN_RECORDS.items()}}
     data = {t: read_json(Path("metrics") / "data" / f"{t}.json") for t in tasks}
-    intra = {f"{f}/{t}": read_json(comparison_path("intra", f, t)) for f in families for t in tasks}
-    inter = {f"{f}/r{r}": read_json(comparison_path("inter", f, f"r{r}")) for f in families for r in reps}
+    intra = {f"{f}/{t}": record_dict(read_record(comparison_path("intra", f, t), ComparisonRecord))
+             for f in families for t in tasks}
+    inter = {f"{f}/r{r}": record_dict(read_record(comparison_path("inter", f, f"r{r}"), ComparisonRecord))
+             for f in families for r in reps}
     planted = {}
     for f in rs.list("planted", min_len=0):
         for t in params.section("plant").list("tasks", min_len=0):
             for r in reps:
                 mdir = metrics_dir(f, PLANTED, r, t)
                 planted[f"{f}/{PLANTED}/r{r}/{t}"] = {
-                    name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
-                    for name, keys in PLANTED_FILES.items()}
+                    **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
+                       for name, keys in PLANTED_FILES.items()},
+                    "localize": record_dict(read_record(mdir / "localize.json", LocalizeRecord))}
     return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted)
+
+
+def record_dict(record):
+    """A record as the sections read it: its fields, with `skipped` only where something was skipped."""
+    fields = asdict(record)
+    if fields.get("skipped") is None:
+        fields.pop("skipped", None)
+    return fields
 
 
 def build(ctx):
     """(blocks, summary): the document, and what it computed that no metric file holds: the replicate
     aggregates and which runs count as evidence."""
-    blocks = [block for section in SECTIONS for block in section(ctx)]
-    summary = {"replicates": ctx.aggregate, "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}
-    return blocks, summary
+    return [block for section in SECTIONS for block in section(ctx)], summary(ctx)
 
 
 __all__ = ["Context", "build", "headline", "read_context", "to_html", "to_markdown"]

@@ -5,8 +5,12 @@ inside the panel rather than left as an empty frame."""
 import textwrap
 
 from ..plots import new_figure, save_figure
-from ..steering import ARM_LABELS, ARMS, DIRECTIONS, TARGETED
+from ..steering import DIRECTIONS, TARGETED
 from .format import ARROW
+
+ARMS = (TARGETED, "random_neurons", "random_direction", "random_sign", "authors_baseline")  # the steer stage's
+ARM_LABELS = {TARGETED: "targeted", "random_neurons": "rand neurons", "random_direction": "rand direction",
+              "random_sign": "rand sign", "authors_baseline": "authors' rand"}
 
 
 def why_empty(ax, text):
@@ -30,7 +34,7 @@ def unmeasured(tests, first=TARGETED):
 def errors(rates_list):
     """Asymmetric error bars (%, below and above) from the rates' 95 % intervals (none where nothing was measured)."""
     # rounding can put an interval's end a hair past the share itself: clipped at 0
-    measured = [r["success"] is not None for r in rates_list]
+    measured = [r.get("success") is not None for r in rates_list]
     return [[max(0.0, 100 * (r["success"] - r["ci95"][0])) if m else 0.0 for r, m in zip(rates_list, measured)],
             [max(0.0, 100 * (r["ci95"][1] - r["success"])) if m else 0.0 for r, m in zip(rates_list, measured)]]
 
@@ -46,9 +50,9 @@ def controls_figure(path, panels, title, arms=ARMS, labels=ARM_LABELS, xlabel="n
             why_empty(ax, by_direction)
             continue
         for colour, (offset, d) in enumerate(((-0.2, "m2g"), (0.2, "g2m"))):
-            rates = [by_direction[d][arm] for arm in arms]
+            rates = [by_direction[d].get(arm, {}) for arm in arms]
             if rates[0]["n"]:
-                ax.bar([i + offset for i in range(len(arms))], [100 * r["success"] if r["n"] else 0 for r in rates],
+                ax.bar([i + offset for i in range(len(arms))], [100 * r["success"] if r.get("n") else 0 for r in rates],
                        width=0.4, yerr=errors(rates), capsize=2, color=f"C{colour}",
                        label=f"{ARROW[d]} (n={rates[0]['n']})")
         missing = unmeasured(by_direction, arms[0])

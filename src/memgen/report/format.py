@@ -1,5 +1,6 @@
 """How numbers read in the report's tables."""
-from ..steering import ADAPTIVE
+from ..experiment import NULL_NAMES, beats
+from ..steering import ADAPTIVE, TARGETED
 
 ARROW = {"m2g": "M->G", "g2m": "G->M"}
 
@@ -21,12 +22,34 @@ def p_cell(p):
     return "-" if p is None else f"{p:.2g}"
 
 
-def separated(inner, outer):
-    """Does the 95 % interval of `inner` lie wholly above that of `outer`?"""
-    return bool(inner and outer and inner.get("n") and outer.get("n") and inner["ci95"][0] > outer["ci95"][1])
-
-
 def point_cell(point):
     """A point in a few words: 'prompt_end, resid_post, discriminant, topN 0.1, alpha adaptive'."""
     alpha = point["alpha"] if point["alpha"] == ADAPTIVE else f"{point['alpha']:g}"
     return f"{point['schedule']}, {point['site']}, {point['vector']}, topN {point['topN']:g}, alpha {alpha}"
+
+
+def counted_nulls(tests):
+    """{null: its summary} of the nulls that count as evidence at one point: measured, and able to fail."""
+    return {name: r for name, r in tests.items() if name in NULL_NAMES and r.get("counted") and "skipped" not in r
+            and r.get("can_fail") is not False}
+
+
+def flagged_nulls(tests):
+    """The nulls at one point that changed no output on val: they cannot fail here."""
+    return [name for name, r in tests.items() if name in NULL_NAMES and r.get("can_fail") is False]
+
+
+def beats_every_null(tests):
+    """Whether the targeted steer beats every counted null (empirical p < 0.05), and there is one to beat."""
+    nulls = counted_nulls(tests)
+    return bool(nulls) and all(beats(tests[TARGETED], r) for r in nulls.values())
+
+
+def null_cell(r):
+    """A null's mean success over its draws, the central 95 % of them, and the targeted steer's empirical p."""
+    if not r or "skipped" in r:
+        return r.get("skipped", "-") if r else "-"
+    if not r.get("n"):
+        return "-"
+    cell = f"{pct(r['success'])} [{pct(r['ci95'][0])}, {pct(r['ci95'][1])}], p {p_cell(r['p_empirical'])}"
+    return cell + ("; cannot fail here" if r.get("can_fail") is False else "")

@@ -1,9 +1,9 @@
 """The report's fixed paragraphs: what each section measures and how to read it."""
-from ..steering import CONTROL_NAMES
+from ..experiment import NULL_NAMES
 
 LEAD = ("Does moving the neurons that tell memorization from generalization apart move a model's outputs from "
         "memorized to generalizing (M->G) and back (G->M)? Success on held-out test probes, at the point chosen on "
-        "val and at the paper's setting, beside the paper's range, the strongest of the 4 controls and the ranking's "
+        "val and at the paper's setting, beside the paper's range, the strongest of the matched nulls and the ranking's "
         "chance level.")
 
 INTRO = ("Every rate below is measured once on held-out test probes, with its 95 % Wilson interval and the count "
@@ -23,15 +23,17 @@ CHANCE = ("The ranking's chance level: MEM and GEN are swapped within random pai
           "over the permutations. A run whose neurons all lie below it found nothing the pairing does not give by "
           "chance: its steering is reported but not counted as evidence.")
 
-CONTROLS = ("Each control moves as many neurons as the targeted steer, at the same point: "
-            f"{CONTROL_NAMES['random']}: random neurons shifted by U(-m, m), m the largest shift of the selected set "
-            f"at alpha 1 (not scaled by alpha); {CONTROL_NAMES['random_magnitude']}: random neurons outside the top "
-            f"set with the top set's shift sizes and random signs; {CONTROL_NAMES['bottom_ranked']}: the lowest-"
-            f"ranked neurons moved along their own vector; {CONTROL_NAMES['random_sign']}: the top neurons with their "
-            "shift sizes and random signs. With the adaptive strength each control takes, prompt by prompt, the "
-            "alpha at which the targeted shift moved that prompt (the ladder's largest where it did not): the same "
-            "dose along another direction. Beside each control's rate, p: the one-sided Fisher exact test that the "
-            "targeted steer's success rate exceeds that control's.")
+CONTROLS = ("Each null is matched to the steer it sits beside, at the same point, schedule and dose, and drawn "
+            "many times (the draws' mean, the central 95 % of their success rates, and the empirical p = (1 + draws at "
+            f"or above the targeted success) / (draws + 1)): {NULL_NAMES['random_neurons']}: as many random neurons "
+            "in each layer as the steer moves there, outside its set, with that layer's shift sizes and random signs; "
+            f"{NULL_NAMES['random_direction']}: a dense random direction over the steer's layers with its shift's "
+            f"norm in each; {NULL_NAMES['random_sign']}: the steer's own neurons and sizes with random signs. "
+            "With the adaptive strength every null climbs the same ladder with the same stopping rule as the steer. "
+            f"Beside them, {NULL_NAMES['authors_baseline']}: random neurons anywhere shifted by U(-m, m) x alpha, m "
+            "the steer's largest shift, as the authors' code runs it: reported, not counted. A null that changes "
+            "no output on val is flagged (cannot fail here) and never counted as evidence. Specificity: of the "
+            "outputs an arm changed, the share that landed on the target.")
 
 TWO_WAYS = ("Success two ways: the exact target answer (the paper's measure) and the route: the output left the "
             "source behaviour at all (no longer the memorized code for M->G, no longer the rule's answer for G->M), "
@@ -86,18 +88,20 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
            "(the 95 % band beside it).")
 PLANTED_STEER = ("Steering the planted model at the hidden units, per direction on held-out test probes: the planted "
-                 "units (the oracle), the top k by |rho| (the method; k the planted count) and k random units outside "
-                 "both with the ranked units' shift sizes and random signs, each moved by alpha x NMD. The oracle and "
-                 "the ranked units each take their own schedule and alpha chosen on val (the same rule as the steer "
-                 "stage); the random units take the ranked units' point and, with the adaptive strength, their dose. "
-                 "p: one-sided Fisher exact tests.")
+                 "units (the oracle) and the top k by |rho| (the method; k the planted count), each moved by alpha x "
+                 "NMD at its own schedule and alpha chosen on val (the engine's rule), every arm and null climbing the "
+                 "same ladder under the adaptive strength; beside the ranked units, their matched null: as many random "
+                 "units in each of their layers, with their shift sizes and random signs, drawn many times (mean "
+                 "success, the central 95 % of the draws, empirical p). p oracle > ranked: one-sided Fisher exact test.")
 METHODS = ("Is the paper's intervention the right one? Beside its NMD shift of the top-N neurons by |rho| (over every "
            "layer), three methods a researcher would try, each at one layer of the residual stream: the dense mean "
            "difference of the MEM and GEN states (contrastive activation addition), the direction a linear probe reads "
            "the behaviour by (the discriminant, scaled so that strength 1 moves a state by the class means' distance "
-           "along it: inference-time intervention), and patching the state at the prompt end a share of the way to the "
-           "target behaviour's mean. Per direction each method takes its own point on val probes (its schedule, "
-           "layer or topN, and strength; the rule of the steer stage), then is measured once on held-out test probes, "
-           "all on the same probes; beside them the paper's own setting (not chosen) and a random direction with the "
-           "mean difference's norm at its chosen point. p: one-sided Fisher exact tests, above and below the NMD "
-           "shift, and above the random direction.")
+           "along it: inference-time intervention), and patching the state a share of the way to the target "
+           "behaviour's mean (shares above 1 overshoot it), on any schedule. Per direction each method takes its own "
+           "candidate on val probes (its schedule, layer or topN, and strength; the engine's rule) from a search "
+           "budget of the same size, then is measured once on held-out test probes, all on the same probes, each "
+           "beside its own random direction (same layers, per-layer norm, schedule and strength; for patching a "
+           "random target as far from the source's mean state), drawn many times; the paper's own setting (not "
+           "chosen) beside them. p: one-sided Fisher exact tests above and below the NMD shift; against the random "
+           "direction, the empirical p over its draws.")
