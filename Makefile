@@ -22,7 +22,7 @@ repro: setup
 	dvc repro
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 clean-venv:
 	rm -rf $(VENV)
