@@ -57,7 +57,7 @@ def compare(runs, names, kind):
             for source_name in sorted(sources[setting]):
                 arm = steer_arm([point], stores[source_name][0])
                 for d in DIRECTIONS:
-                    result[setting][d][source_name][target_name] = bench.rates(arm.plan(point, d), d)[0]
+                    result[setting][d][source_name][target_name] = bench.measure(arm.plan(point, d), d).rates
     for setting, point in points.items():
         for d in DIRECTIONS:  # where a source found no pairs, or a ranking at chance, its cells say so
             for s in names:

@@ -95,7 +95,7 @@ def steer_units(run, arms, s):
             (dose, _, within), _ = search(val, arm, d, s["max_other"])
             dose = dose or arm.candidates[0]
             point[name] = {**dose.as_dict(), "within_other": within}
-            measured, _, _ = measure(test, val, arm, arm.plan(dose, d), d, s["draws"],
+            measured, _ = measure(test, val, arm, arm.plan(dose, d), d, s["draws"],
                                      derive_seed(run.seed, "localize", name, d), candidate_key(arm, dose, d))
             found.update(measured)
         oracle, ranked = found["oracle"], found["ranked"]

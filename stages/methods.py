@@ -37,7 +37,7 @@ def method_result(arm, choice, test, val, direction, s, seed):
     if c is None:  # no val probe starts from the source behaviour: nothing to choose by
         return {"candidate": None, "val": None, "within_other": False, "nulls": {},
                 **with_specificity(rates([], direction), [])}
-    found, _, _ = measure(test, val, arm, arm.plan(c, direction), direction, s["draws"],
+    found, _ = measure(test, val, arm, arm.plan(c, direction), direction, s["draws"],
                           derive_seed(seed, "methods", arm.name, direction), candidate_key(arm, c, direction))
     return {"candidate": c.as_dict(), "label": c.label(), "val": row, "within_other": within, **found.pop(arm.name),
             "nulls": found}
@@ -78,7 +78,7 @@ def main(run):
             record.val.setdefault(d, []).extend(rows)
         result = {m: method_result(arm, chosen[m], test, val, d, s, run.seed) for m, arm in arms.items()}
         result[PAPER] = {"point": s["paper"].as_dict(), "label": s["paper"].label(),
-                         **test.rates(paper_arm.plan(s["paper"], d), d)[0]}
+                         **test.measure(paper_arm.plan(s["paper"], d), d).rates}
         record.test[d] = {"from": SOURCE[d], **with_exact_tests(result)}
     record.budget = {m: len(arm.candidates) for m, arm in arms.items()}
     record.n_prompts = {"val": len(val_probes), "test": len(test_probes)}

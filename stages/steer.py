@@ -47,15 +47,13 @@ def measure_at(test, val, arm, point, direction, s, seed, rows, setting):
     """The arm at one point on one direction's test probes beside its nulls (memgen.experiment.measure),
     every probe's output and label kept in `rows`."""
     probes, _ = test.part(direction)
-    result, outs, labels = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
-                                   derive_seed(seed, "controls", setting, direction),
-                                   candidate_key(arm, point, direction))
-    moved_at = test.outcome(arm.plan(point, direction), direction, candidate_key(arm, point, direction))[1]
+    result, got = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
+                          derive_seed(seed, "controls", setting, direction), candidate_key(arm, point, direction))
     rows.extend({**p, "condition": f"{setting}/{direction}/{TARGETED}", "output": o, "label": lab, "alpha": a}
-                for p, o, lab, a in zip(probes, outs, labels, moved_at))
+                for p, o, lab, a in zip(probes, got.outputs, got.labels, got.moved_at))
     result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
-        for p, o, lab in zip(probes, outs, labels) if lab == OTHER][:N_OTHER_EXAMPLES]
+        for p, o, lab in zip(probes, got.outputs, got.labels) if lab == OTHER][:N_OTHER_EXAMPLES]
     return result
 
 

@@ -67,13 +67,13 @@ def test_a_toy_arm_runs_through_the_engine_end_to_end():
     val, test = bench(probes(4)), bench(probes(6))
     (chosen, row, within), rows = search(val, arm, TO_GEN, max_other=0.1)
     assert [r["success"] for r in rows] == [0.0, 0.25, 1.0] and chosen == Strength(ADAPTIVE) and within
-    found, outs, labels = measure(test, val, arm, arm.plan(chosen, TO_GEN), TO_GEN, 5, seed=0)
+    found, got = measure(test, val, arm, arm.plan(chosen, TO_GEN), TO_GEN, 5, seed=0)
     assert found["toy"]["success"] == 1.0  # thresholds 1.5..6.5: every one is met on the ladder up to 8
     assert found["toy"]["specificity"] == 1.0 and found["toy"]["changed"] == 6
     null = found["random_neurons"]
     assert null["draws"] == 5 and null["success"] == 0.0 and null["p_empirical"] == pytest.approx(1 / 6)
     assert null["can_fail"] is False  # other neurons of a model that listens to one: it cannot fail here
-    assert labels == [GEN] * 6
+    assert got.labels == [GEN] * 6 and got.moved_at == [2, 4, 4, 8, 8, 8]
 
 
 def test_a_null_that_moves_nothing_is_flagged_and_one_that_moves_is_not():
@@ -117,7 +117,7 @@ def test_under_the_adaptive_dose_every_null_climbs_the_ladder_and_stops_where_it
     # at the first alpha of the ladder at or above it, exactly as the arm does
     flip = Null("flip", lambda plan, g: plan)
     test = bench(probes(4))
-    found, _, _ = measure(test, None, Arm("a", (), None, (flip,)), one_neuron_plan(ADAPTIVE), TO_GEN, 1, seed=0)
+    found, _ = measure(test, None, Arm("a", (), None, (flip,)), one_neuron_plan(ADAPTIVE), TO_GEN, 1, seed=0)
     outs, moved_at = test.outcome(one_neuron_plan(ADAPTIVE), TO_GEN)
     assert moved_at == [2, 4, 4, 8]  # the smallest ladder alpha >= 1.5, 2.5, 3.5, 4.5
     assert found["flip"]["success_draws"] == [1.0]

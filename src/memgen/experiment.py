@@ -34,6 +34,16 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """A plan's decodes on one direction's probes: its rates (with specificity), outputs, labels, and the
+    alpha each probe moved at (None where it did not)."""
+    rates: dict
+    outputs: list
+    labels: list
+    moved_at: list
+
+
+@dataclass(frozen=True)
 class Null:
     """A control matched to the plan an arm chose: draw(plan, generator) gives a random plan like it
     (None where it cannot be matched). counted: False for a baseline reported but not taken as the null."""
@@ -109,12 +119,12 @@ class Bench:
                 self._kept[key] = outputs
         return outputs.run(plan.alpha, unsteered, self.ladder)
 
-    def rates(self, plan, direction, key=None):
-        """The plan's rates on the direction's probes, with how many outputs it changed and the share of
-        those that landed on the target (specificity)."""
+    def measure(self, plan, direction, key=None):
+        """The plan's Outcome on the direction's probes; its rates say how many outputs it changed and the
+        share of those that landed on the target (specificity)."""
         outs, moved_at = self.outcome(plan, direction, key)
         labels = self.steerer.labels(outs, self.part(direction)[0])
-        return with_specificity(rates(labels, direction), moved_at), outs, labels
+        return Outcome(with_specificity(rates(labels, direction), moved_at), outs, labels, moved_at)
 
 
 def with_specificity(r, moved_at):
@@ -133,7 +143,7 @@ def search(bench, arm, direction, max_other):
     with progress_bar(f"{bench.name}: {arm.name} {direction}", total=len(arm.candidates)) as advance:
         for c in arm.candidates:
             plan = arm.plan(c, direction)
-            r, _, _ = bench.rates(plan, direction, candidate_key(arm, c, direction))
+            r = bench.measure(plan, direction, candidate_key(arm, c, direction)).rates
             rows.append({**c.as_dict(), "n_neurons": len(plan.intervention.idx), **r})
             advance(1)
     row, within = choose(rows, max_other)
@@ -169,7 +179,7 @@ def measure_null(bench, plan, null, direction, draws, generator, targeted):
         drawn = null.draw(plan, generator)
         if drawn is None:
             return {"skipped": f"{null.name} cannot be matched to this plan", "counted": null.counted}
-        results.append(bench.rates(drawn, direction)[0])
+        results.append(bench.measure(drawn, direction).rates)
     return {**null_summary(targeted, results), "counted": null.counted}
 
 
@@ -266,16 +276,16 @@ NULL_NAMES = {"random_neurons": "random neurons, same layers and sizes", "random
 
 
 def measure(bench, val, arm, plan, direction, draws, seed, key=None):
-    """{arm.name: the plan's rates, null: its summary} on the bench's probes of the direction; each null
-    drawn `draws` times from its own seed (derived from `seed`), and checked on the val bench for whether
-    it can change an output at all (can_fail: None where val has no probe in the direction)."""
-    result, outs, labels = bench.rates(plan, direction, key)
-    found = {arm.name: result}
+    """({arm.name: the plan's rates, null: its summary}, the plan's Outcome) on the bench's probes of the
+    direction; each null drawn `draws` times from its own seed (derived from `seed`), and checked on the val
+    bench for whether it can change an output at all (can_fail: None where val has no probe in the direction)."""
+    outcome = bench.measure(plan, direction, key)
+    found = {arm.name: outcome.rates}
     for null in arm.nulls:
-        found[null.name] = measure_null(bench, plan, null, direction, draws, _generator(seed, null.name), result)
+        found[null.name] = measure_null(bench, plan, null, direction, draws, _generator(seed, null.name), outcome.rates)
         found[null.name]["can_fail"] = None if val is None else \
             can_fail(val, plan, null, direction, draws, _generator(seed, null.name, "val"))
-    return found, outs, labels
+    return found, outcome
 
 
 def _generator(seed, *names):
