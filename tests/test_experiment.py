@@ -61,18 +61,19 @@ def bench(items):
 
 
 def test_a_toy_arm_runs_through_the_engine_end_to_end():
-    # the whole arm: candidates and a plan; its null is one the engine already has
-    arm = Arm("toy", (Strength(1.0), Strength(2.0), Strength(ADAPTIVE)),
-              lambda c, d: one_neuron_plan(c.alpha), (RANDOM_NEURONS,))
+    # the whole arm: candidates, a plan, and a null (the same shift on a neuron no probe listens to)
+    elsewhere = Null("elsewhere", lambda plan, g: one_neuron_plan(plan.alpha, neuron=0))
+    arm = Arm("toy", (Strength(1.0), Strength(2.0), Strength(ADAPTIVE)), lambda c, d: one_neuron_plan(c.alpha),
+              (elsewhere,))
     val, test = bench(probes(4)), bench(probes(6))
     (chosen, row, within), rows = search(val, arm, TO_GEN, max_other=0.1)
     assert [r["success"] for r in rows] == [0.0, 0.25, 1.0] and chosen == Strength(ADAPTIVE) and within
     found, got = measure(test, val, arm, arm.plan(chosen, TO_GEN), TO_GEN, 5, seed=0)
     assert found["toy"]["success"] == 1.0  # thresholds 1.5..6.5: every one is met on the ladder up to 8
     assert found["toy"]["specificity"] == 1.0 and found["toy"]["changed"] == 6
-    null = found["random_neurons"]
+    null = found["elsewhere"]
     assert null["draws"] == 5 and null["success"] == 0.0 and null["p_empirical"] == pytest.approx(1 / 6)
-    assert null["can_fail"] is False  # other neurons of a model that listens to one: it cannot fail here
+    assert null["can_fail"] is False  # another neuron of a model that listens to one: it cannot fail here
     assert got.labels == [GEN] * 6 and got.moved_at == [2, 4, 4, 8, 8, 8]
 
 
@@ -95,7 +96,7 @@ def test_the_random_neuron_null_keeps_the_count_per_layer_and_the_sizes():
     for _ in range(20):
         drawn = RANDOM_NEURONS.draw(plan, g).intervention
         assert torch.bincount(drawn.idx // WIDTH, minlength=LAYERS).tolist() == [2, 1, 3]
-        assert not set(drawn.idx.tolist()) & set(idx.tolist())
+        assert len(set(drawn.idx.tolist())) == len(idx)  # no unit drawn twice
         for layer in range(LAYERS):
             mine, theirs = idx // WIDTH == layer, drawn.idx // WIDTH == layer
             assert sorted(drawn.per_alpha[theirs].abs().tolist()) == sorted(per_alpha[mine].abs().tolist())
@@ -108,8 +109,11 @@ def test_the_random_neuron_null_keeps_the_count_per_layer_and_the_sizes():
     authors = AUTHORS_BASELINE.draw(plan, g)
     assert len(authors.intervention.idx) == 6 and authors.intervention.per_alpha.abs().max() <= 4.0
     assert authors.alpha == 3.0  # scaled by alpha, like every arm
-    full = Plan(Intervention(torch.arange(WIDTH), torch.ones(WIDTH), WIDTH), "resid_post", "every_step", 1.0, LAYERS)
-    assert RANDOM_NEURONS.draw(full, g) is None  # a whole layer leaves no other neuron to draw
+    full = Plan(Intervention(torch.arange(WIDTH), torch.arange(WIDTH) + 1.0, WIDTH), "resid_post", "every_step", 1.0,
+                LAYERS)
+    drawn = RANDOM_NEURONS.draw(full, g).intervention  # a whole layer: its sizes shuffled over it, random signs
+    assert sorted(drawn.idx.tolist()) == list(range(WIDTH)) and sorted(drawn.per_alpha.abs().tolist()) == list(range(1, 9))
+    assert not torch.equal(drawn.per_alpha, full.intervention.per_alpha)
 
 
 def test_under_the_adaptive_dose_every_null_climbs_the_ladder_and_stops_where_its_output_changes():

@@ -212,19 +212,14 @@ def _by_layer(iv):
 
 
 def draw_random_neurons(plan, generator):
-    """Random neurons outside the plan's, as many in each layer as it moves there, each with one of that
-    layer's shift sizes and a random sign (None for a plan that moves every unit of a layer, or pulls)."""
+    """As many random neurons in each layer as the plan moves there (any of the layer's units: a plan may hold
+    most of a layer), each with one of that layer's shift sizes and a random sign (None for a pull)."""
     iv, idx, values = plan.intervention, [], []
     if iv.pull:
         return None
     for layer, mine in _by_layer(iv):
-        outside = torch.ones(iv.width, dtype=torch.bool)
-        outside[iv.idx[mine] % iv.width] = False
-        free = outside.nonzero().flatten()
         count = int(mine.sum())
-        if len(free) < count:
-            return None
-        idx.append(layer * iv.width + free[torch.randperm(len(free), generator=generator)[:count]])
+        idx.append(layer * iv.width + torch.randperm(iv.width, generator=generator)[:count])
         values.append(iv.per_alpha[mine].abs() * random_signs(count, generator))
     return replace(plan, intervention=Intervention(torch.cat(idx), torch.cat(values), iv.width))
 
@@ -270,7 +265,7 @@ RANDOM_DIRECTION = Null("random_direction", draw_random_direction)
 RANDOM_SIGN = Null("random_sign", draw_random_sign)
 AUTHORS_BASELINE = Null("authors_baseline", draw_authors_baseline, counted=False)
 NEURON_NULLS = (RANDOM_NEURONS, RANDOM_DIRECTION, RANDOM_SIGN, AUTHORS_BASELINE)  # beside a neuron-set steer
-NULL_NAMES = {"random_neurons": "random neurons, same layers and sizes", "random_direction":
+NULL_NAMES = {"random_neurons": "random neurons, same count per layer and sizes", "random_direction":
               "random direction, same layers and norm", "random_sign": "same neurons, random signs",
               "authors_baseline": "the authors' random baseline (not the null)"}
 
