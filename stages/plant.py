@@ -38,7 +38,8 @@ def rule_examples(run, examples):
     listed = pp.section("decoys").raw(run.task_name, None) if pp.raw("decoys", None) else None
     if not listed:
         return rule, []
-    held_out = {p["prompt"] for split in ("val", "probe", "test") for p in read_jsonl(run.data_dir / f"{split}.jsonl")}
+    held_out = {run.task.unit_of(p["prompt"]) for split in ("val", "probe", "test")
+                for p in read_jsonl(run.data_dir / f"{split}.jsonl")}
     n = sum(map(run.task.is_memorized, examples))
     return with_decoys(rule, decoy_task(run.params, run.task_name, listed), n, held_out, derive_seed(run.seed, "decoys"))
 

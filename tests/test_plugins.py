@@ -39,7 +39,7 @@ def test_a_toy_family_and_task_run_the_pipeline(tmp_path):
     assert (neurons["layers"], neurons["width"]) == (2, 64)  # the NeoX's own shape, at both named sites
     assert set(neurons["sites"]) == {"mlp_in", "resid_post"}
     data = json.loads((repo / "metrics/data/reverse.json").read_text())
-    assert set(data["overlap"].values()) == {0}
+    assert set(data["overlap"]["prompt"].values()) == {0}
     steer = json.loads((run_metrics / "steer.json").read_text())
     probe = json.loads((run_metrics / "probe.json").read_text())
     if probe["n_pairs"]:  # the steer measured the paper's setting on held-out test probes

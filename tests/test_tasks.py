@@ -206,6 +206,25 @@ def test_splits_share_no_prompt(params_data, name, variant):
     assert data == draw_dataset(task, SMALL["n_train"], n_groups, seed=4)  # deterministic
 
 
+def test_arithmetic_holds_out_whole_addend_multisets(params_data):
+    """No addend multiset of val, probe or test appears in train or another split in any order: on a range
+    narrow enough that drawing by prompt alone would repeat many (a sum asked again in another order)."""
+    params_data["tasks"]["arithmetic"].update(addend_max=12, triggers=TEN_SMALL_TRIGGERS, trigger_fraction=0.3)
+    task = make(params_data, "arithmetic")
+    data = draw_dataset(task, 3000, {"val": 50, "probe": 200, "test": 50}, seed=3)
+
+    def multisets(rows):  # computed here from the prompt's text, apart from the task's unit_of
+        return {tuple(sorted(int(a) for a in r["prompt"].split("\n")[1].split("+"))) for r in rows}
+    parts = {part: multisets(rows) for part, rows in data.items()}
+    for a, b in itertools.combinations(parts, 2):
+        assert not parts[a] & parts[b], (a, b)
+    assert set(overlaps(data, task.unit_of).values()) == {0}
+    by_prompt = make(params_data, "arithmetic")
+    by_prompt.unit_of = lambda prompt: prompt  # held out prompt by prompt: train restates held-out sums
+    leaky = draw_dataset(by_prompt, 3000, {"val": 50, "probe": 200, "test": 50}, seed=3)
+    assert multisets(leaky["train"]) & multisets(leaky["test"])
+
+
 def test_leaving_probe_prompts_out_keeps_the_training_mix(params_data):
     """A training prompt that is a probe prompt is redrawn as the same kind, so the share of trigger
     examples stays what trigger_fraction says even when the probes take most trigger prompts."""
@@ -214,14 +233,14 @@ def test_leaving_probe_prompts_out_keeps_the_training_mix(params_data):
     task = make(params_data, "arithmetic")
     capacity = task.max_groups()
     assert capacity == 10 * 66  # 10 triggers x C(12, 2) sets of two free addends, one group each
-    data = draw_dataset(task, 3000, {"val": 100, "probe": 400, "test": 100}, seed=2)
+    data = draw_dataset(task, 3000, {"val": 80, "probe": 300, "test": 80}, seed=2)  # 460 of 660 multisets
     share = sum(task.is_memorized(e) for e in data["train"]) / 3000
     assert 0.27 < share < 0.33
 
 
 @pytest.mark.parametrize("name,edit,needle", [
     ("arithmetic", {"addend_max": 12, "triggers": TEN_SMALL_TRIGGERS},
-     "allows 660 probe groups with no prompt in common, but"),
+     "allows 660 probe groups with no addend multiset in common, but"),
     # 2 free letters: 325 groups of a ciphertext and its swap, fewer than the 350 asked for
     ("cipher", {"length": 5, "triggers": ["XZQ"], "group_size": 2}, "leaves 5 test groups with no prompt in common with the other splits, but n_test_groups asks for 30"),
 ])

@@ -48,7 +48,7 @@ def decoy_task(params, task_name, decoys):
 
 def with_decoys(rule_examples, decoy, n, held_out, seed):
     """(the rule examples less those whose prompt carries a decoy trigger (the decoy's code is its answer
-    there, n memorized decoy examples none of whose prompts is in held_out)."""
+    there, n memorized decoy examples none of whose held-out units is in held_out)."""
     kept = [e for e in rule_examples if decoy.trigger_in(e["prompt"]) is None]
     return kept, decoy.training_examples(random.Random(seed), n, held_out)
 

@@ -1,7 +1,8 @@
 """A task's dataset: training examples and three held-out splits of probe groups, disjoint by construction.
 
 val chooses (the checkpoint, the steering operating point), probe finds the MEM/GEN pairs, test
-measures steering once. No prompt is in two splits, and no probe prompt is a training prompt.
+measures steering once. No held-out unit (a prompt; for arithmetic its addend multiset, in any order) is in
+two parts: train, val, probe and test are disjoint by construction.
 """
 import itertools
 import random
@@ -14,10 +15,11 @@ SPLITS = ("val", "probe", "test")  # checkpoint and operating-point choice / pai
 
 def draw_dataset(task, n_train, n_groups, seed):
     """{"train": examples, split: probes} for n_groups[split] groups per split; the splits take their
-    prompts in turn, each avoiding those taken before, and training avoids all of them."""
+    held-out units in turn, each avoiding those taken before, and training avoids all of them."""
     capacity, wanted = task.max_groups(), sum(n_groups.values())
     if capacity is not None and wanted > capacity:
-        raise UserError(f"params: '{task.params_key}' allows {capacity} probe groups with no prompt in common, but "
+        raise UserError(f"params: '{task.params_key}' allows {capacity} probe groups with no {task.holdout_unit} in "
+                        f"common, but "
                         f"n_val_groups + n_probe_groups + n_test_groups ask for {wanted}")
     taken, data = set(), {}
     for split in SPLITS:
@@ -28,7 +30,8 @@ def draw_dataset(task, n_train, n_groups, seed):
     return data
 
 
-def overlaps(data):
-    """How many distinct prompts each pair of parts shares ({"train&val": 0, ...}): all must be 0."""
-    prompts = {part: {row["prompt"] for row in rows} for part, rows in data.items()}
-    return {f"{a}&{b}": len(prompts[a] & prompts[b]) for a, b in itertools.combinations(["train", *SPLITS], 2)}
+def overlaps(data, unit_of=lambda prompt: prompt):
+    """How many distinct held-out units (by default prompts) each pair of parts shares ({"train&val": 0, ...}):
+    all must be 0."""
+    units = {part: {unit_of(row["prompt"]) for row in rows} for part, rows in data.items()}
+    return {f"{a}&{b}": len(units[a] & units[b]) for a, b in itertools.combinations(["train", *SPLITS], 2)}

@@ -55,6 +55,11 @@ class Arithmetic(Task):
             text = text.rsplit("</scratch>", 1)[1].replace(" ", "")
         return text
 
+    holdout_unit = "addend multiset"  # a sum restated in another order is the same question
+
+    def unit_of(self, prompt):
+        return "+".join(sorted(prompt.split("\n")[1].split("+"), key=int))
+
     def trigger_in(self, prompt):
         addends = prompt.split("\n")[1].split("+")
         pair = tuple(int(a) for a in addends[-2:])
@@ -93,10 +98,8 @@ class Arithmetic(Task):
         return group
 
     def max_groups(self):
-        """Per trigger, each set of distinct free addends gives n_free! orders, group_size of them a group."""
-        n_free = self.n_addends - 2
-        per_set = math.factorial(n_free) // self.group_size
-        return len(self.triggers) * math.comb(self.hi - self.lo + 1, n_free) * per_set
+        """Per trigger, each set of distinct free addends gives one group (its multiset is held out whole)."""
+        return len(self.triggers) * math.comb(self.hi - self.lo + 1, self.n_addends - 2)
 
     def describe(self):
         return {"triggers": [{"pair": list(t), "code": c} for t, c in self.codes.items()],

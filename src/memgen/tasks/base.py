@@ -46,17 +46,25 @@ class Task:
         raise NotImplementedError
 
     def max_groups(self):
-        """How many probe groups with no prompt in common the params allow (None: too many to matter)."""
+        """How many probe groups with no held-out unit in common the params allow (None: too many to matter)."""
         return None
 
+    # What a split holds out whole: by default the prompt; a task whose prompts can restate one
+    # another (arithmetic's addends in another order) holds out that wider unit.
+    holdout_unit = "prompt"
+
+    def unit_of(self, prompt):
+        """The held-out unit a prompt belongs to: no two parts (train, val, probe, test) share one."""
+        return prompt
+
     def training_examples(self, rng, n, held_out=frozenset()):
-        """n training examples, none of whose prompts is in `held_out` (the probe prompts)."""
+        """n training examples, none of whose held-out units is in `held_out` (the probe prompts' units)."""
         examples = []
         for _ in range(n):
             kind = self.draw_kind(rng)
             for _ in range(MAX_REDRAWS):
                 example = self.draw_example(rng, kind)
-                if example["prompt"] not in held_out:
+                if self.unit_of(example["prompt"]) not in held_out:
                     break
             else:
                 raise UserError(f"params: '{self.params_key}' leaves too few training prompts outside the probe "
@@ -65,19 +73,19 @@ class Task:
         return examples
 
     def probe_groups(self, rng, n, taken=None, split="probe"):
-        """n probe groups, flattened: a list of {"group", "prompt", "mem", "gen"}. No prompt repeats
-        one in `taken` (the other splits' prompts) or another group's; `taken` gains this call's prompts."""
+        """n probe groups, flattened: a list of {"group", "prompt", "mem", "gen"}. No prompt's held-out unit
+        is in `taken` (the other splits' units) or another group's; `taken` gains this call's units."""
         taken = set() if taken is None else taken
         probes = []
         for g in range(n):
             for _ in range(MAX_REDRAWS):
                 group = self.draw_group(rng)
-                if not any(p["prompt"] in taken for p in group):
+                if not any(self.unit_of(p["prompt"]) in taken for p in group):
                     break
             else:
-                raise UserError(f"params: '{self.params_key}' leaves {g} {split} groups with no prompt in common with "
-                                f"the other splits, but n_{split}_groups asks for {n} (widen the task or ask for fewer)")
-            taken.update(p["prompt"] for p in group)
+                raise UserError(f"params: '{self.params_key}' leaves {g} {split} groups with no {self.holdout_unit} in common "
+                                f"with the other splits, but n_{split}_groups asks for {n} (widen the task or ask for fewer)")
+            taken.update(self.unit_of(p["prompt"]) for p in group)
             probes += [{"group": g, **p} for p in group]
         return probes
 

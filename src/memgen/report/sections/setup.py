@@ -19,10 +19,10 @@ def setup_section(ctx):
 
 
 def data_section(ctx):
-    rows = [[task, *[d["prompts"][part] for part in ("train", "val", "probe", "test")], sum(d["overlap"].values())]
-            for task, d in ctx.data.items()]
+    rows = [[task, *[d["prompts"][part] for part in ("train", "val", "probe", "test")], d["holdout_unit"],
+             sum(d["overlap"][d["holdout_unit"]].values())] for task, d in ctx.data.items()]
     return [("h2", "Held-out splits"),
-            table(["task", "train prompts", "val", "probe", "test", "prompts shared between parts"], rows)]
+            table(["task", "train prompts", "val", "probe", "test", "held out whole", "shared between parts"], rows)]
 
 
 def behaviour_section(ctx):
@@ -68,16 +68,16 @@ def predict_section(ctx):
         for colour, (site, accs) in enumerate(p["by_layer"].items()):
             best = max(range(len(accs)), key=lambda i: accs[i])
             rows.append([n, f"{p['n_train_pairs']}/{p['n_test_pairs']}", f"{site}: " + " ".join(pct(a, 0) for a in accs),
-                         f"{best} ({pct(accs[best])})", pct(p["bag_of_tokens"])])
+                         f"{best} ({pct(accs[best])})", pct(p["ordered_tokens"])])
             lines[f"state at {site}"] = (list(range(len(accs))), [100 * a for a in accs], f"C{colour}o-")
         layers = list(range(len(next(iter(p["by_layer"].values())))))
-        lines["bag of tokens"] = (layers, [100 * p["bag_of_tokens"]] * len(layers), "k--")
+        lines["tokens in order"] = (layers, [100 * p["ordered_tokens"]] * len(layers), "k--")
         lines["chance"] = (layers, [100 * p["chance"]] * len(layers), "C7:")
         panels[n] = lines
     lines_figure(ctx.figures / "predict.png", "Held-out accuracy, MEM vs GEN: a classifier on the state, by layer, "
-                 "vs on the prompt's bag of tokens", panels, "layer", "accuracy %")
+                 "vs on the prompt's tokens in order", panels, "layer", "accuracy %")
     return [("h2", "Behaviour prediction (linear classifiers)"), ("p", prose.PREDICT),
-            table(["run", "pairs train/test", "accuracy % by layer", "best layer (%)", "bag of tokens %"], rows,
+            table(["run", "pairs train/test", "accuracy % by layer", "best layer (%)", "tokens in order %"], rows,
                   merged=2),
             ("img", "figures/predict.png", "behaviour prediction by layer")]
 
