@@ -1,5 +1,5 @@
 """Stage predict: can a linear classifier tell MEM from GEN states, layer by layer, better than the
-prompt's own tokens can? Held-out accuracy per layer beside a bag-of-tokens baseline."""
+prompt's own tokens can? Held-out accuracy per layer beside an ordered-tokens baseline (positions and n-grams)."""
 from memgen.activations import read_site, store_sites
 from memgen.io import write_json
 from memgen.pairs import read_pairs
@@ -25,13 +25,13 @@ def main(run):
         write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs,
                                                       "skipped": f"fewer than {MIN_PAIRS} MEM/GEN pairs"})
         write_csv(run.plot_path("predict_by_layer"),
-                  [{"layer": l, **{c: "" for c in columns}, "bag_of_tokens": ""} for l in range(n_layers)])
+                  [{"layer": l, **{c: "" for c in columns}, "ordered_tokens": ""} for l in range(n_layers)])
         return
     result = classify_layers(states, pairs, TOKEN_PATTERN, test_fraction, derive_seed(run.seed, "predict-split"), l2, max_iter)
     write_json(run.metrics_dir / "predict.json", {"n_pairs": n_pairs, "chance": 0.5, **result})
     write_csv(run.plot_path("predict_by_layer"),
               [{"layer": l, **{f"state_{site}": acc[l] for site, acc in result["by_layer"].items()},
-                "bag_of_tokens": result["bag_of_tokens"]} for l in range(n_layers)])
+                "ordered_tokens": result["ordered_tokens"]} for l in range(n_layers)])
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Intervals, the targeted steer, the rule, the grid and the behaviour probes: each does what it claims."""
+import random
 import statistics
 
 import numpy as np
@@ -192,17 +193,30 @@ def test_the_state_classifier_finds_the_planted_layer_and_repeats_itself():
     acc = result["by_layer"]["resid_post"]
     assert acc[1] == 1.0
     assert abs(acc[0] - 0.5) < 0.15 and abs(acc[2] - 0.5) < 0.15  # 120 test prompts: chance is 0.5 +- 0.05
-    assert result["bag_of_tokens"] == 0.5  # the same tokens cannot tell the two apart: one answer for both
+    assert result["ordered_tokens"] == 1.0  # the same tokens, told apart by their positions
     assert classify_layers(*args) == result
 
 
-def test_the_bag_of_tokens_finds_a_planted_token():
-    rng = torch.Generator().manual_seed(1)
-    numbers = torch.randint(0, 100, (60, 3), generator=rng).tolist()
-    # the same numbers on both sides, and a trigger word (one token, "AB:") on the MEM side only
-    prompts = [(f"AB: {a} + {b} + {c}", f"A: {a} + {b} + {c}") for a, b, c in numbers]
-    states = {"resid_post": (torch.zeros(60, 1, 4), torch.zeros(60, 1, 4))}
-    assert classify_layers(states, prompts, TOKEN_PATTERN, 0.3, 2, 0.01, 100)["bag_of_tokens"] == 1.0
+def reordered_pairs(n, cue, seed):
+    """n pairs of prompts holding the same letters, "Z" among them; with `cue` the MEM prompt puts Z last and
+    the GEN prompt elsewhere (an order cue no bag of tokens can see), without it both place Z at random."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        letters = rng.sample("ABCDEFGHIJKLMNOPQRSTUVWXY", 4)
+        spots = (4, rng.randrange(4)) if cue else (rng.randrange(5), rng.randrange(5))
+        pairs.append(tuple(" ".join(letters[:i] + ["Z"] + letters[i:]) for i in spots))
+    return pairs
+
+
+def test_the_ordered_tokens_baseline_finds_an_order_cue_and_only_that():
+    """Above chance where the MEM prompt's order differs systematically, at chance where it does not; both
+    prompts of every pair hold the same tokens, so a bag of tokens would score 0.5 on both."""
+    states = {"resid_post": (torch.zeros(300, 1, 4), torch.zeros(300, 1, 4))}
+    with_cue = classify_layers(states, reordered_pairs(300, True, 1), TOKEN_PATTERN, 0.3, 2, 0.01, 200)
+    without = classify_layers(states, reordered_pairs(300, False, 1), TOKEN_PATTERN, 0.3, 2, 0.01, 200)
+    assert with_cue["ordered_tokens"] > 0.9
+    assert abs(without["ordered_tokens"] - 0.5) < 0.1  # 180 test prompts: chance is 0.5 +- 0.04
 
 
 @pytest.mark.parametrize("l2", [0.01, 0.3])

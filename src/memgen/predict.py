@@ -1,7 +1,10 @@
 """Behaviour prediction: per layer, a logistic-regression classifier that tells MEM from GEN states,
-beside an input-only baseline (a bag of the prompt's tokens), on a held-out split of pairs.
+beside an input-only baseline (the prompt's tokens in order: each token with its position, and token n-grams),
+on a held-out split of pairs. A bag of tokens could not serve: a pair's two prompts hold the same tokens.
 
 Samples are the 2N prompts: row i is pair i's MEM prompt, row N + i its GEN prompt (labels 1 and 0)."""
+import re
+
 import numpy as np
 import torch
 from sklearn.feature_extraction.text import CountVectorizer
@@ -25,8 +28,20 @@ def logistic(l2, max_iter, n_train):
     return LogisticRegression(C=1 / (2 * l2 * n_train) if l2 > 0 else np.inf, max_iter=max_iter)
 
 
+def ordered_tokens(pattern, n=3):
+    """A text analyzer: every token with its position counted from the start and from the end, and the token
+    1..n-grams, so that two prompts with the same tokens in another order get different features."""
+    regex = re.compile(pattern)
+
+    def features(text):
+        tokens = regex.findall(text)
+        at = [f"{i}|{t}" for i, t in enumerate(tokens)] + [f"-{len(tokens) - i}|{t}" for i, t in enumerate(tokens)]
+        return at + [" ".join(tokens[i:i + k]) for k in range(1, n + 1) for i in range(len(tokens) - k + 1)]
+    return features
+
+
 def classify_layers(states, prompts, pattern, test_fraction, seed, l2, max_iter):
-    """Held-out accuracy of a state classifier per site and layer, and of the bag-of-tokens baseline.
+    """Held-out accuracy of a state classifier per site and layer, and of the ordered-tokens baseline.
 
     states: {site: (mem, gen)}, each [pairs, layers, width]; prompts: (mem prompt, gen prompt) per pair.
     """
@@ -42,7 +57,7 @@ def classify_layers(states, prompts, pattern, test_fraction, seed, l2, max_iter)
             by_layer[site].append(float(model.score(xl[test], y[test])))
     texts = np.array([p[0] for p in prompts] + [p[1] for p in prompts], dtype=object)
     # Sparse counts are scaled, not centred: centring would only move the unpenalised intercept.
-    words = make_pipeline(CountVectorizer(token_pattern=pattern, lowercase=False), StandardScaler(with_mean=False),
+    words = make_pipeline(CountVectorizer(analyzer=ordered_tokens(pattern)), StandardScaler(with_mean=False),
                           logistic(l2, max_iter, len(train))).fit(texts[train], y[train])
     return {"n_train_pairs": len(train) // 2, "n_test_pairs": len(test) // 2, "by_layer": by_layer,
-            "bag_of_tokens": float(words.score(texts[test], y[test]))}
+            "ordered_tokens": float(words.score(texts[test], y[test]))}

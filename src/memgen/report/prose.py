@@ -62,7 +62,8 @@ COMPARISON_POINTS = ("Each comparison is measured at two fixed points (not chose
 
 PREDICT = ("Per site and layer, a logistic-regression classifier on the captured state predicts MEM vs GEN on held-out pairs "
            "(both prompts of a pair on the same side; chance 50 %); the input-only baseline is the same classifier "
-           "on the prompt's bag of tokens.")
+           "on the prompt's tokens in order (each token with its position from either end, and 1-3-grams; a bag of "
+           "tokens could not tell a pair apart, its two prompts holding the same tokens).")
 
 NOTES = ("In arithmetic and cipher the MEM answer is a `<mem-XXXXXXXX>` code, a token string of its own (as in the "
          "paper), so a classifier or a steer may key on the output format; in incontext both answers are colour words. "
