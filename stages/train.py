@@ -18,7 +18,7 @@ from memgen.training import rebalance, train, train_settings
 
 def training_data(run, eval_groups):
     """Training examples and the val probes that choose the checkpoint (eval_groups per task)."""
-    if run.model != MULTITASK:
+    if run.trained_on != MULTITASK:
         return read_jsonl(run.data_dir / "train.jsonl"), first_groups(read_jsonl(run.data_dir / "val.jsonl"), eval_groups)
     examples, val = [], []
     for name in run.task.tasks:  # the trainer shuffles, so the tasks mix in every batch
@@ -42,7 +42,7 @@ def main(run):
     num_beams = read_num_beams(run.params)  # the val probes' decoding, screened where the probe stage screens
     screen, _ = read_screen(fp.section("probe"), num_beams)
     check_groups = fp.section("train").int("eval_check_groups", lo=1) if screen else 0
-    cfg = {**train_settings(fp, run.model), "num_beams": num_beams, "check_groups": check_groups}
+    cfg = {**train_settings(fp, run.trained_on), "num_beams": num_beams, "check_groups": check_groups}
     run.plugin.check(fp)
     parallel = read_parallel(run.params)
     slices = parallel.num_processes * parallel.gradient_accumulation_steps

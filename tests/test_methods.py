@@ -51,8 +51,8 @@ def toy():
 def last_layer_states(inputs, iv, alpha):
     """The last layer's state of each input (its state at every layer) under the intervention at the
     residual stream, the hooks as the steerer sets them."""
-    blocks, pull = [Carry() for _ in range(LAYERS)], alpha if iv.pull else None
-    with shift_last(blocks, site_shifts("resid_post", iv.at(alpha), pull), pull=pull):
+    blocks, share = [Carry() for _ in range(LAYERS)], alpha if iv.to_target else None
+    with shift_last(blocks, site_shifts("resid_post", iv.at(alpha), share), share=share):
         h = torch.stack([torch.zeros_like(inputs), inputs], dim=1)  # two positions: the edit is at the last
         for block in blocks:
             h = block(h)
@@ -63,7 +63,7 @@ def mem_share(states):
     return float(((states @ U) > 0).float().mean())
 
 
-@pytest.mark.parametrize("method", ["mean_difference", "probe"])
+@pytest.mark.parametrize("method", ["mean_difference", "linear_probe"])
 def test_a_dense_shift_at_alpha_one_carries_each_behaviour_to_the_other(toy, method):
     site, means, mem, gen = toy
     assert mem_share(mem[:, 0]) == 1 and mem_share(gen[:, 0]) == 0
@@ -78,7 +78,7 @@ def test_the_mean_difference_moves_one_mean_onto_the_other_and_the_probe_ignores
     site, means, mem, gen = toy
     md = build(Candidate("mean_difference", "every_step", 2, None, 1.0), site, means, TO_MEM).at(1.0)[2][1]
     assert torch.allclose(means["gen"][2] + md, means["mem"][2], atol=1e-5)
-    probe = build(Candidate("probe", "every_step", 2, None, 1.0), site, means, TO_MEM).at(1.0)[2][1]
+    probe = build(Candidate("linear_probe", "every_step", 2, None, 1.0), site, means, TO_MEM).at(1.0)[2][1]
     cos = lambda v: float(v @ U / v.norm())  # noqa: E731
     assert cos(md) < 0.85 < 0.99 < cos(probe)  # the mean difference leans on the nuisance axis; the probe does not
     assert float(probe @ U) == pytest.approx(float(md @ U), rel=0.05)  # both cross the class means' distance along u
@@ -87,7 +87,7 @@ def test_the_mean_difference_moves_one_mean_onto_the_other_and_the_probe_ignores
 def test_patching_pulls_each_state_to_the_target_mean(toy):
     site, means, mem, gen = toy
     iv = build(Candidate("patch", "prompt_end", 0, None, 1.0), site, means, TO_GEN)
-    assert iv.pull
+    assert iv.to_target
     patched = last_layer_states(mem[:, 0], iv, 1.0)
     assert torch.allclose(patched, means["gen"][0].expand(N, WIDTH), atol=1e-6)
     assert mem_share(patched) == 0
@@ -120,7 +120,7 @@ def test_the_patch_null_pulls_to_a_random_target_as_far_from_the_source_mean(toy
     arm = method_arms(settings, [0.1], site, means)["patch"]
     plan = arm.plan(arm.candidates[0], TO_GEN)  # from MEM to GEN's mean
     drawn = RANDOM_DIRECTION.draw(plan, torch.Generator().manual_seed(0)).intervention
-    assert drawn.pull and torch.equal(drawn.idx, plan.intervention.idx)
+    assert drawn.to_target and torch.equal(drawn.idx, plan.intervention.idx)
     target_step = (means["gen"][1] - means["mem"][1]).norm()
     assert float((drawn.per_alpha - means["mem"][1]).norm()) == pytest.approx(float(target_step), rel=1e-5)
     assert not torch.allclose(drawn.per_alpha, means["gen"][1])
@@ -131,7 +131,7 @@ def test_each_method_has_its_grid_and_the_default_budget_is_equal():
          "shares": [1.0, 2.0], "layers": [0, 2]}
     grids = {m: candidates(m, s, [0.05, 0.1]) for m in METHODS}
     assert len(grids["nmd"]) == 2 * 2 * 2 and {c.layer for c in grids["nmd"]} == {None}
-    assert len(grids["mean_difference"]) == len(grids["probe"]) == 2 * 2 * 1
+    assert len(grids["mean_difference"]) == len(grids["linear_probe"]) == 2 * 2 * 1
     assert {(c.schedule, c.layer, c.alpha) for c in grids["patch"]} == {
         (sch, layer, share) for sch in s["schedules"] for layer in (0, 2) for share in (1.0, 2.0)}
     assert Candidate("patch", "prompt_end", 3, None, 0.5).label() == "prompt_end, layer 3, share 0.5"

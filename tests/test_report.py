@@ -59,7 +59,7 @@ def methods_measured(ks, n):
             r["nulls"] = {"random_direction": null_of(r, [3] * 19 + [95])}  # one draw of 20 above 91
     arms["paper"]["point"] = point
     return record_dict(MethodsRecord(n_pairs=50, site="resid_post", rule="r", draws=20, test={d: arms for d in DIRECTIONS},
-                                     budget=dict.fromkeys(("nmd", "mean_difference", "probe", "patch"), 24)))
+                                     budget=dict.fromkeys(("nmd", "mean_difference", "linear_probe", "patch"), 24)))
 
 
 def site(max_abs_rho, null_p95):
@@ -77,11 +77,11 @@ def runs():
             50, test={"chosen": measured_at(rates(80, 100, other=0.0512345), {**QUIET, "random_sign": [2] * 20}),
                       "paper": measured_at(rates(70, 100), {**QUIET, "random_direction": [80] * 20},
                                            flagged=("random_sign",))}),
-            methods_measured({"paper": 70, "nmd": 60, "mean_difference": 90, "probe": 91, "patch": None}, 100)),
+            methods_measured({"paper": 70, "nmd": 60, "mean_difference": 90, "linear_probe": 91, "patch": None}, 100)),
         "f/chance/r0": run(40, {"mlp_in": site(0.02, 0.03), "resid_post": site(0.01, 0.03)}, steer_record(
             40, searched=False, above_chance=False,
             test={s: measured_at(rates(1, 100), QUIET) for s in ("chosen", "paper")}),
-            methods_measured({"paper": 1, "nmd": 2, "mean_difference": 3, "probe": 4, "patch": 5}, 100)),
+            methods_measured({"paper": 1, "nmd": 2, "mean_difference": 3, "linear_probe": 4, "patch": 5}, 100)),
         "f/empty/r0": run(0, {"mlp_in": site(0.0, 0.0), "resid_post": site(0.0, 0.0)},
                           steer_record(0, False, False, skipped="no MEM/GEN pairs were found on the probes")),
     }
@@ -93,13 +93,13 @@ def test_headline_numbers(runs):
     assert (strong["pairs"], strong["max_abs_rho"], strong["null_p95"]) == (50, 0.5, 0.2)  # the widest margin
     lo, hi = wilson_interval(80, 100)
     assert strong["m2g"] == {"chosen": 0.8, "chosen_lo": round(lo, 4), "chosen_hi": round(hi, 4), "paper": 0.7,
-                             "other": 0.0512, "by_method": {"nmd": 0.6, "mean_difference": 0.9, "probe": 0.91,
+                             "other": 0.0512, "by_method": {"nmd": 0.6, "mean_difference": 0.9, "linear_probe": 0.91,
                                                             "patch": None}}
     assert h["f/chance/r0"]["max_abs_rho"] == 0.02 and h["f/chance/r0"]["g2m"]["chosen"] == 0.01
     empty = h["f/empty/r0"]
     assert empty["pairs"] == 0 and empty["max_abs_rho"] is None
     assert empty["g2m"] == {**dict.fromkeys(("chosen", "chosen_lo", "chosen_hi", "paper", "other")),
-                            "by_method": dict.fromkeys(("nmd", "mean_difference", "probe", "patch"))}
+                            "by_method": dict.fromkeys(("nmd", "mean_difference", "linear_probe", "patch"))}
 
     assert set(empty["m2g"]["by_method"].values()) == {None}
     numbers = re.findall(r": (-?[0-9.]+|null)[,\n]", json.dumps(h, indent=1) + "\n")
@@ -144,12 +144,12 @@ def test_a_null_that_cannot_fail_is_flagged_and_not_counted(runs, tmp_path):
 def test_the_methods_table_and_figure(runs, tmp_path):
     ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
     blocks = methods_section(ctx)
-    assert [b[0] for b in blocks] == ["h2", "p", "img", "table"] and blocks[1][1].endswith("(the search budget): nmd 24, mean_difference 24, probe 24, patch 24.")
+    assert [b[0] for b in blocks] == ["h2", "p", "img", "table"] and blocks[1][1].endswith("(the search budget): nmd 24, mean_difference 24, linear_probe 24, patch 24.")
     frame = blocks[3][1].set_index(["run", "direction", "method"])
     assert len(frame) == 2 * 2 * 5  # the runs with pairs, both directions, the paper's setting and 4 methods
     strong = lambda arm: frame.loc[("f/strong/r0", "M->G", METHOD_NAMES[arm])]  # noqa: E731
     column = "its random direction: success, p method > it"
-    assert strong("probe")["test success"].startswith("91.0 [") and strong("probe")[column].endswith("p 0.095")
+    assert strong("linear_probe")["test success"].startswith("91.0 [") and strong("linear_probe")[column].endswith("p 0.095")
     assert strong("nmd")[column].endswith("p 0.095") and strong("paper")[column] == "-"  # 1 of 20 draws at or above
     assert strong("paper")["val-chosen point"] == "every_step, mlp_in, nmd, topN 0.05, alpha 3"
     assert strong("patch")["val-chosen point"] == "not chosen: no val probe" and strong("patch")["test success"] == "-"

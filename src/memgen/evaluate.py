@@ -43,11 +43,11 @@ class Steerer:
         return cls(model, codec, run.plugin.all_site_modules(model), run.task, batch_size,
                    max_answer_tokens(codec, probes), num_beams)
 
-    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, pull=None):
+    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, share=None):
         """The outputs of the probes with `shifts` ({layer: (neurons, values)}) moving the site's last
         position on the steps the schedule names (no shifts: unsteered). At a residual-stream site
         each layer adds only what the stream does not carry from the layers shifted before it.
-        pull (a share): the values are targets each neuron moves that share of the way to (sites.shift_last)."""
+        share (None: shifts): the values are targets each neuron moves that share of the way to (sites.shift_last)."""
         if not probes:
             return []
         prompts = [p["prompt"] for p in probes]
@@ -57,7 +57,7 @@ class Steerer:
 
         def at_step(k):
             step[0] = k
-        with shift_last(self.modules[site], site_shifts(site, shifts, pull), active=lambda: on(step[0]), pull=pull):
+        with shift_last(self.modules[site], site_shifts(site, shifts, share), active=lambda: on(step[0]), share=share):
             return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc,
                                   on_step=at_step)
 
@@ -80,7 +80,7 @@ class Outputs:
         if missing:
             iv = self.intervention
             outs = self.steerer.decode([self.probes[i] for i in missing], iv.at(alpha), self.site, self.schedule,
-                                       pull=alpha if iv.pull else None)
+                                       share=alpha if iv.to_target else None)
             memo.update(zip(missing, outs))
         return [memo[i] for i in indices]
 

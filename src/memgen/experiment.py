@@ -30,7 +30,7 @@ class Plan:
     schedule: str
     alpha: object
     n_layers: int
-    origin: object = None  # a pull's: the source behaviour's mean states [layers, width], where it starts from
+    origin: object = None  # a to_target plan's: the source behaviour's mean states [layers, width], where it starts from
 
 
 @dataclass(frozen=True)
@@ -213,9 +213,9 @@ def _by_layer(iv):
 
 def draw_random_neurons(plan, generator):
     """As many random neurons in each layer as the plan moves there (any of the layer's units: a plan may hold
-    most of a layer), each with one of that layer's shift sizes and a random sign (None for a pull)."""
+    most of a layer), each with one of that layer's shift sizes and a random sign (None for a to_target plan)."""
     iv, idx, values = plan.intervention, [], []
-    if iv.pull:
+    if iv.to_target:
         return None
     for layer, mine in _by_layer(iv):
         count = int(mine.sum())
@@ -226,24 +226,24 @@ def draw_random_neurons(plan, generator):
 
 def draw_random_direction(plan, generator):
     """A dense random direction over every unit of the plan's layers, with its shift's norm in each layer.
-    A pull (patching, which is dense) is pulled instead to a random target as far from the source's mean
+    A to_target plan (patching, which is dense) is pulled instead to a random target as far from the source's mean
     state as its own target is."""
     iv, idx, values = plan.intervention, [], []
     for layer, mine in _by_layer(iv):
         v = torch.randn(iv.width, generator=generator)
         idx.append(layer * iv.width + torch.arange(iv.width))
-        if iv.pull:
+        if iv.to_target:
             origin = plan.origin[layer]
             values.append(origin + v * (iv.per_alpha[mine] - origin).norm() / v.norm())
         else:
             values.append(v * iv.per_alpha[mine].norm() / v.norm())
-    return replace(plan, intervention=Intervention(torch.cat(idx), torch.cat(values), iv.width, iv.pull))
+    return replace(plan, intervention=Intervention(torch.cat(idx), torch.cat(values), iv.width, iv.to_target))
 
 
 def draw_random_sign(plan, generator):
-    """The plan's own neurons and shift sizes, each with a random sign (None for a pull)."""
+    """The plan's own neurons and shift sizes, each with a random sign (None for a to_target plan)."""
     iv = plan.intervention
-    if iv.pull:
+    if iv.to_target:
         return None
     return replace(plan, intervention=Intervention(iv.idx, iv.per_alpha.abs() * random_signs(len(iv.idx), generator),
                                                    iv.width))
@@ -251,9 +251,9 @@ def draw_random_sign(plan, generator):
 
 def draw_authors_baseline(plan, generator):
     """The authors' random baseline, as their code runs it: as many random neurons (any layer), each shifted
-    by U(-m, m) with m the plan's largest shift, times alpha like every arm (None for a pull)."""
+    by U(-m, m) with m the plan's largest shift, times alpha like every arm (None for a to_target plan)."""
     iv = plan.intervention
-    if iv.pull:
+    if iv.to_target:
         return None
     count, m = len(iv.idx), float(iv.per_alpha.abs().max())
     idx = torch.randperm(plan.n_layers * iv.width, generator=generator)[:count]

@@ -26,13 +26,13 @@ from .params import is_number
 from .steering import DIRECTION_SIGN, SCHEDULES, TO_GEN, Intervention, select_top, targeted
 from .tasks import MEM
 
-METHODS = ("nmd", "mean_difference", "probe", "patch")
+METHODS = ("nmd", "mean_difference", "linear_probe", "patch")
 PAPER = "paper"  # measured beside the methods on test: the paper's setting, not chosen
 ARMS = (PAPER, *METHODS)
 NAMES = {PAPER: "the paper's setting (not chosen)", "nmd": "NMD shift, top-N neurons (the paper's method)",
-         "mean_difference": "mean difference, one layer (CAA)", "probe": "probe direction, one layer (ITI)",
+         "mean_difference": "mean difference, one layer (CAA)", "linear_probe": "linear-probe direction, one layer (ITI)",
          "patch": "patch to the target's mean, one layer"}
-LABELS = {PAPER: "paper's setting", "nmd": "NMD top-N", "mean_difference": "mean diff.", "probe": "probe dir.",
+LABELS = {PAPER: "paper's setting", "nmd": "NMD top-N", "mean_difference": "mean diff.", "linear_probe": "probe dir.",
           "patch": "patch to mean"}  # as the figure labels them
 
 
@@ -82,10 +82,10 @@ def candidates(method, settings, top_ns):
     return [Candidate(method, sch, l, None, a) for sch in s["schedules"] for l in s["layers"] for a in strengths]
 
 
-def whole_layer(values, layer, pull=False):
+def whole_layer(values, layer, to_target=False):
     """Every neuron of one layer, with per-neuron values ([width])."""
     width = len(values)
-    return Intervention(layer * width + torch.arange(width), values.clone(), width, pull=pull)
+    return Intervention(layer * width + torch.arange(width), values.clone(), width, to_target=to_target)
 
 
 def build(candidate, site, means, direction):
@@ -96,10 +96,10 @@ def build(candidate, site, means, direction):
         return targeted(site.nmd, select_top(site.rho, candidate.topN), direction)
     if candidate.method == "mean_difference":
         return whole_layer(sign * site.nmd[layer], layer)
-    if candidate.method == "probe":
+    if candidate.method == "linear_probe":
         return whole_layer(sign * site.discriminant[layer], layer)
     if candidate.method == "patch":
-        return whole_layer(means["gen" if direction == TO_GEN else "mem"][layer], layer, pull=True)
+        return whole_layer(means["gen" if direction == TO_GEN else "mem"][layer], layer, to_target=True)
     raise ValueError(candidate.method)
 
 

@@ -11,13 +11,13 @@ def write_model_card(out_dir, run, cfg, chosen, codec, examples):
     """Write out_dir/README.md for run's model, saved there already, trained with `cfg` (the train
     settings) on `examples`; `chosen` is the val row of the checkpoint kept. Replaces peft's template."""
     out_dir = Path(out_dir)
-    tasks = ", ".join(run.task.tasks) if run.model == MULTITASK else run.model
+    tasks = ", ".join(run.task.tasks) if run.trained_on == MULTITASK else run.trained_on
     base = read_json(base_dir(run.family) / "source.json")
     share = cfg["mem_share"]
     n_mem = sum(map(run.task.is_memorized, examples))
     lines = [
-        f"# {run.family} / {run.model}, replicate {run.rep}", "",
-        f"Trained by memgen's train stage (`python stages/train.py {run.family} {run.model} {run.rep}`) "
+        f"# {run.family} / {run.trained_on}, replicate {run.rep}", "",
+        f"Trained by memgen's train stage (`python stages/train.py {run.family} {run.trained_on} {run.rep}`) "
         "to find the neurons that tell memorized answers from generalized ones.", "",
         "## Training", "",
         f"- family: {run.family}; task: {tasks}",

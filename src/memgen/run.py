@@ -20,7 +20,7 @@ from .tasks.multitask import MultiTask
 class Run:
     params: object
     family: str
-    model: str       # a task's name, MULTITASK or PLANTED
+    trained_on: str  # what its model learnt: a task's name, MULTITASK or PLANTED
     rep: int
     task_name: str   # the task analysed (MULTITASK: the multitask model's training run)
     plugin: Family   # how the family's models are built, loaded and hooked
@@ -58,8 +58,8 @@ class Run:
     @property
     def seed(self):
         """This run's seed: init, batch order and baselines derive from it (one per model)."""
-        planted = [self.task_name] if self.model == PLANTED else []  # one planted model per task, each its own draw
-        return derive_seed(self.params.int("seed", lo=0), self.family, self.model, self.rep, *planted)
+        planted = [self.task_name] if self.trained_on == PLANTED else []  # one planted model per task, each its own draw
+        return derive_seed(self.params.int("seed", lo=0), self.family, self.trained_on, self.rep, *planted)
 
     def device(self):
         return process_device(pick_device(self.family_params.str("device", choices=("auto", "cpu", "cuda"))))
@@ -74,22 +74,22 @@ class Run:
 
     @property
     def model_dir(self):
-        return model_dir(self.family, self.model, self.rep, self.task_name)
+        return model_dir(self.family, self.trained_on, self.rep, self.task_name)
 
     @property
     def run_dir(self):
-        return run_dir(self.family, self.model, self.rep, self.task_name)
+        return run_dir(self.family, self.trained_on, self.rep, self.task_name)
 
     @property
     def metrics_dir(self):
-        return metrics_dir(self.family, self.model, self.rep, self.task_name)
+        return metrics_dir(self.family, self.trained_on, self.rep, self.task_name)
 
     def plot_path(self, kind, ext="csv"):
-        return plot_path(kind, self.family, self.model, self.rep, self.task_name, ext)
+        return plot_path(kind, self.family, self.trained_on, self.rep, self.task_name, ext)
 
     @property
     def name(self):
-        return "/".join(run_parts(self.family, self.model, self.rep, self.task_name))
+        return "/".join(run_parts(self.family, self.trained_on, self.rep, self.task_name))
 
 
 def run_command(main, help_text=None):

@@ -79,9 +79,9 @@ def margin_gradients(model, codec, modules, prompts, up, down, batch_size):
 
 
 @contextmanager
-def shift_last(modules, shifts, active=None, pull=None):
+def shift_last(modules, shifts, active=None, share=None):
     """Add shifts[layer] = (neuron indices, values) at the last position of each forward call for
-    which active() is true (None: every call). pull (a share in (0, 1]): the values are targets
+    which active() is true (None: every call). share (in (0, 1], or None for shifts): the values are targets
     instead, each neuron moved that share of the way to its own (1: patched to it).
 
     With a KV cache the first call is the prompt and each later call one generated token, so the
@@ -94,7 +94,7 @@ def shift_last(modules, shifts, active=None, pull=None):
             if idx is not None and len(idx) and (active is None or active()):
                 h = _hidden(output)
                 at, target = idx.to(h.device), values.to(h.device, h.dtype)
-                h[:, -1, at] += target if pull is None else pull * (target - h[:, -1, at])
+                h[:, -1, at] += target if share is None else share * (target - h[:, -1, at])
             return output
         return hook
     with hooks(modules, make_hook):
@@ -119,7 +119,7 @@ def stream_increments(shifts):
     return out
 
 
-def site_shifts(site, shifts, pull=None):
+def site_shifts(site, shifts, share=None):
     """The shifts the hooks add at a site: at a residual-stream site, as increments over what the
-    stream carries (stream_increments); elsewhere, or as targets (pull), as given."""
-    return stream_increments(shifts) if site in STREAM_SITES and pull is None else shifts
+    stream carries (stream_increments); elsewhere, or as targets (a share), as given."""
+    return stream_increments(shifts) if site in STREAM_SITES and share is None else shifts

@@ -43,18 +43,18 @@ class Intervention:
     idx: torch.Tensor          # flat indices into [layers, width]
     per_alpha: torch.Tensor    # the shift of each at alpha = 1
     width: int
-    pull: bool = False         # True: per_alpha holds targets, alpha the share of the way each neuron moves to its own
+    to_target: bool = False    # True: per_alpha holds targets, alpha the share of the way each neuron moves to its own
 
     def at(self, alpha):
-        """{layer: (neuron indices, values)} at strength alpha (pulled: the targets themselves)."""
-        values = self.per_alpha if self.pull else self.per_alpha * alpha
+        """{layer: (neuron indices, values)} at strength alpha (to_target: the targets themselves)."""
+        values = self.per_alpha if self.to_target else self.per_alpha * alpha
         layers = self.idx // self.width
         return {int(l): (self.idx[layers == l] % self.width, values[layers == l]) for l in torch.unique(layers)}
 
     def only_layer(self, layer):
         """The part of this intervention in one layer (the per-layer ablation)."""
         keep = self.idx // self.width == layer
-        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.pull)
+        return Intervention(self.idx[keep], self.per_alpha[keep], self.width, self.to_target)
 
 
 def targeted(nmd, selected, direction):
