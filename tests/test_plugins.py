@@ -19,7 +19,7 @@ TOY_PARAMS = {
     "families": {"neox": {
         "module": TOY, "base": "scratch", "device": "cpu",
         "model": {"hidden_size": 64, "layers": 2, "heads": 2},
-        "train": {"steps": 300, "mem_share": None, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
+        "train": {"steps": 100, "mem_share": None, "batch_size": 32, "lr": 0.003, "weight_decay": 0.01,
                   "warmup": 20, "eval_every": 50, "eval_groups": 30, "eval_batch_size": 200, "max_other": 0.5},
         "probe": {"max_groups": 100},
         "steer": {"max_prompts": 30, "ablation_layers": None, "search": True}}},

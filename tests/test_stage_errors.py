@@ -1,4 +1,5 @@
 """Bad params and bad CLI input: one clear line, a non-zero exit, no traceback, nothing written."""
+import json
 import shutil
 import subprocess
 import sys
@@ -9,6 +10,16 @@ import yaml
 from conftest import ROOT
 
 
+@pytest.fixture(scope="module")
+def runner():
+    """tests/stage_runner.py: each command a process of its own, forked after the imports."""
+    server = subprocess.Popen([sys.executable, str(ROOT / "tests" / "stage_runner.py")], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    yield server
+    server.stdin.close()
+    server.wait(timeout=60)
+
+
 @pytest.fixture
 def workdir(tmp_path):
     shutil.copytree(ROOT / "stages", tmp_path / "stages")
@@ -16,8 +27,15 @@ def workdir(tmp_path):
     return tmp_path
 
 
-def run_stage(workdir, *args):
-    return subprocess.run([sys.executable, *args], cwd=workdir, capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run_stage(runner, workdir):
+    """`python *args` run in workdir: a CompletedProcess with its exit status, stdout and stderr."""
+    def run(*args):
+        runner.stdin.write(json.dumps({"cwd": str(workdir), "argv": list(args)}) + "\n")
+        runner.stdin.flush()
+        answer = json.loads(runner.stdout.readline())
+        return subprocess.CompletedProcess(args, answer["returncode"], answer["stdout"], answer["stderr"])
+    return run
 
 
 class Text(str):
@@ -115,9 +133,9 @@ CASES = [
 
 
 @pytest.mark.parametrize("edit,command,needle", CASES)
-def test_bad_input_gives_one_line(workdir, edit, command, needle):
+def test_bad_input_gives_one_line(workdir, run_stage, edit, command, needle):
     edit_params(workdir, edit)
-    result = run_stage(workdir, *command)
+    result = run_stage(*command)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -128,25 +146,25 @@ def test_bad_input_gives_one_line(workdir, edit, command, needle):
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="asks for CUDA where there is none")
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
-def test_cuda_asked_without_cuda_is_one_line(workdir, family):
+def test_cuda_asked_without_cuda_is_one_line(workdir, run_stage, family):
     edit_params(workdir, lambda d: (d["families"][family].update(device="cuda"),
                                     d["runs"].update(families=["gpt2", "llama"])))
-    result = run_stage(workdir, "stages/train.py", family, "cipher", "0")
+    result = run_stage("stages/train.py", family, "cipher", "0")
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0] == "error: params: device 'cuda' was asked for but no CUDA device is available"
 
 
-def test_malformed_command_line_is_a_usage_error(workdir):
+def test_malformed_command_line_is_a_usage_error(workdir, run_stage):
     """A replicate that is not an integer never reaches the stage: click's usage message, exit 2."""
-    result = run_stage(workdir, "stages/train.py", "gpt2", "cipher", "x")
+    result = run_stage("stages/train.py", "gpt2", "cipher", "x")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "Invalid value for 'REP': 'x' is not a valid integer" in result.stderr
     assert not (workdir / "data").exists() and not (workdir / "models").exists()
 
 
-def test_missing_input_names_the_file(workdir):
-    result = run_stage(workdir, "stages/probe.py", "gpt2", "cipher", "0")
+def test_missing_input_names_the_file(run_stage):
+    result = run_stage("stages/probe.py", "gpt2", "cipher", "0")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "data/tasks/cipher/probe.jsonl: file not found" in result.stderr
 
@@ -161,9 +179,19 @@ def test_missing_input_names_the_file(workdir):
     ("--schedule", "sometimes", "Invalid value for '--schedule': 'sometimes' is not one of"),
     ("--site", "ln_2", "Invalid value for '--site': 'ln_2' is not one of 'mlp_in', 'resid_post'"),
 ])
-def test_bad_steer_option_is_one_line(workdir, option, value, needle):
+def test_bad_steer_option_is_one_line(run_stage, option, value, needle):
     """NaN, infinity and out-of-range values never reach the model: click's usage error, exit 2."""
-    result = run_stage(workdir, "-c", "from memgen.cli import main; main()", "steer", "gpt2", "cipher", option, value)
+    result = run_stage("-c", "from memgen.cli import main; main()", "steer", "gpt2", "cipher", option, value)
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert result.returncode == 2 and len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert lines[0].startswith("error: ") and needle in lines[0]
+
+
+def test_the_runner_answers_as_a_fresh_interpreter_would(run_stage):
+    """The forked runner keeps what these tests look at: an uncaught exception's traceback and status 1,
+    sys.exit's status, stdout apart from stderr."""
+    crash = run_stage("-c", "raise ValueError('boom')")
+    assert crash.returncode == 1 and "Traceback" in crash.stderr and "ValueError: boom" in crash.stderr
+    assert run_stage("-c", "import sys; print('out'); sys.exit(3)").returncode == 3
+    both = run_stage("-c", "import sys; print('out'); print('err', file=sys.stderr)")
+    assert (both.returncode, both.stdout, both.stderr) == (0, "out\n", "err\n")

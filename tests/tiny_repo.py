@@ -1,6 +1,6 @@
 """A git + DVC repo of the project with the tiny profile (tests/tiny_params.yaml merged over
 params.yaml): where tests/test_pipeline.py runs `dvc repro`, and benchmarks/gpu_check.py on a GPU.
-Standard library and pyyaml only, so a benchmark can import it without pytest installed."""
+Standard library and pyyaml only at import, so a benchmark can import it without pytest installed."""
 import os
 import shutil
 import subprocess
@@ -52,6 +52,8 @@ def make_repo(path, remote, over=None, files=None):
     params = merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
                    yaml.safe_load((ROOT / "tests" / "tiny_params.yaml").read_text()))
     params = merge(params, over or {})
+    if "llama" in params["runs"]["families"] and params["families"]["llama"]["base"] == TINY_LLAMA:
+        write_tiny_llama(path / TINY_LLAMA, params)
     for name, src in (files or {}).items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, path / name)
@@ -63,6 +65,39 @@ def make_repo(path, remote, over=None, files=None):
     sh(path, "git", "add", "-A")
     sh(path, "git", "commit", "-qm", "tiny profile")
     return path
+
+
+TINY_LLAMA = "tiny_llama"  # the tiny profile's families.llama.base: a local HF Llama directory in the repo
+
+
+def write_tiny_llama(path, params):
+    """A random 2-layer Llama with a word-level tokenizer over the pieces of every task's data (drawn as the
+    data stage draws it), saved as a local HF directory: the llama family's code path without the embedded
+    135M base, whose conversion and decoding took most of the tiny run (its own tests cover it)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from memgen.codec import EOS, PAD, UNK, build_task_tokenizer
+    from memgen.params import Params
+    from memgen.splits import SPLITS, draw_dataset
+    from memgen.tasks import load_task
+    from memgen.tasks.base import TOKEN_PATTERN
+
+    texts = []
+    for name in params["runs"]["tasks"]:
+        tp = params["tasks"][name]
+        data = draw_dataset(load_task(Params(params), name), tp["n_train"],
+                            {s: tp[f"n_{s}_groups"] for s in SPLITS}, params["seed"])
+        texts += [row[k] for rows in data.values() for row in rows for k in ("prompt", "target", "mem", "gen")
+                  if k in row]
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=build_task_tokenizer(texts, TOKEN_PATTERN),
+                                        eos_token=EOS, pad_token=PAD, unk_token=UNK)
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
+                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
 
 
 def stages_run(output):
