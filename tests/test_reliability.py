@@ -260,34 +260,24 @@ def test_atomic_path_killed_at_every_step(tmp_path, is_dir):
 
 # --- 2. broken checkpoints, adapters and activation stores ------------------------------------
 
-SETUP_TINY = '''
+SETUP_TINY = f'''
 """After the data stage: pairs for the gpt2 extract stage (so its store has rows), and a tiny
 random Llama with a word-level tokenizer as a local HF directory (families.llama.base)."""
 import json
+import sys
 from pathlib import Path
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-from memgen.codec import EOS, PAD, UNK, build_task_tokenizer
-from memgen.tasks.base import TOKEN_PATTERN
+sys.path.insert(0, {str(ROOT / "tests")!r})
+from tiny_repo import save_random_llama
 
 rows = [json.loads(line) for split in ("train", "val", "probe", "test")
-        for line in Path(f"data/tasks/cipher/{split}.jsonl").read_text().splitlines()]
+        for line in Path(f"data/tasks/cipher/{{split}}.jsonl").read_text().splitlines()]
 probes = [r for r in rows if "mem" in r]
 pairs = Path("data/runs/gpt2/cipher/r0/pairs.json")
 pairs.parent.mkdir(parents=True)
-pairs.write_text(json.dumps({"pairs": [[probes[i]["prompt"], probes[i + 1]["prompt"]] for i in range(0, 8, 2)]}))
-
-texts = [r[k] for r in rows for k in ("prompt", "target", "mem", "gen") if k in r]
-tokenizer = PreTrainedTokenizerFast(tokenizer_object=build_task_tokenizer(texts, TOKEN_PATTERN),
-                                    eos_token=EOS, pad_token=PAD, unk_token=UNK)
-torch.manual_seed(0)
-config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                     num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=128,
-                     eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
-LlamaForCausalLM(config).save_pretrained("tiny_llama")
-tokenizer.save_pretrained("tiny_llama")
+pairs.write_text(json.dumps({{"pairs": [[probes[i]["prompt"], probes[i + 1]["prompt"]] for i in range(0, 8, 2)]}}))
+save_random_llama("tiny_llama", [r[k] for r in rows for k in ("prompt", "target", "mem", "gen") if k in r],
+                  layers=1, width=16)
 '''
 
 TINY = {

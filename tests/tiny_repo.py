@@ -74,14 +74,9 @@ def write_tiny_llama(path, params):
     """A random 2-layer Llama with a word-level tokenizer over the pieces of every task's data (drawn as the
     data stage draws it), saved as a local HF directory: the llama family's code path without the embedded
     135M base, whose conversion and decoding took most of the tiny run (its own tests cover it)."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
-    from memgen.codec import EOS, PAD, UNK, build_task_tokenizer
     from memgen.params import Params
     from memgen.splits import SPLITS, draw_dataset
     from memgen.tasks import load_task
-    from memgen.tasks.base import TOKEN_PATTERN
 
     texts = []
     for name in params["runs"]["tasks"]:
@@ -90,12 +85,25 @@ def write_tiny_llama(path, params):
                             {s: tp[f"n_{s}_groups"] for s in SPLITS}, params["seed"])
         texts += [row[k] for rows in data.values() for row in rows for k in ("prompt", "target", "mem", "gen")
                   if k in row]
+    save_random_llama(path, texts, layers=2, width=32)
+
+
+def save_random_llama(path, texts, layers, width):
+    """A random Llama (seed 0) of `layers` x `width` with a word-level tokenizer over the pieces of `texts`,
+    saved with its tokenizer as a local HF directory (what families.llama.base may name)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    from memgen.codec import EOS, PAD, UNK, build_task_tokenizer
+    from memgen.tasks.base import TOKEN_PATTERN
+
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=build_task_tokenizer(texts, TOKEN_PATTERN),
                                         eos_token=EOS, pad_token=PAD, unk_token=UNK)
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=2, num_key_value_heads=2, max_position_embeddings=512,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+                         num_hidden_layers=layers, num_attention_heads=2, num_key_value_heads=2,
+                         max_position_embeddings=512, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id, bos_token_id=None)
     LlamaForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
 

@@ -8,7 +8,8 @@ LEAD = ("Does moving the neurons that tell memorization from generalization apar
 
 INTRO = ("Every rate below is measured once on held-out test probes, with its 95 % Wilson interval and the count "
          "it rests on (k/n). Everything that was chosen (the checkpoint, the intervention's operating point) was "
-         "chosen on val probes; the splits share no prompt and no probe prompt is a training prompt.")
+         "chosen on val probes; no two parts (train, val, probe, test) share a prompt, nor, for arithmetic, an addend "
+         "multiset in any order.")
 
 INTERVENTION = ("An intervention moves the top-N neurons of one site: along NMD with neurons ranked by |rho| (the "
                 "paper), or along the discriminant direction (NMD's component along a shrinkage-regularised Fisher "
