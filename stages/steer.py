@@ -1,6 +1,7 @@
 """Stage steer: choose the intervention's operating point on val probes, then measure it once on the
 held-out test probes beside its matched nulls (each drawn steer.null_draws times) and the paper's own
-setting; the dose-response curve of the adaptive strength, the per-layer ablation, and a few outputs
+setting, each also within every scope of steer.scopes (before_readout: the same number of neurons, none in
+the last block, whose output feeds the readout); the dose-response curve of the adaptive strength, the per-layer ablation, and a few outputs
 that broke to OTHER. The experiment itself is memgen.experiment's; this stage configures it.
 With params `parallel.num_processes` > 1 the processes share each decoding's batches out; every
 process gets every output, so all take the same decisions, and the main process writes."""
@@ -17,8 +18,8 @@ from memgen.params import derive_seed
 from memgen.plots import write_csv
 from memgen.results import SteerRecord, write_record
 from memgen.run import run_command
-from memgen.search import (above_chance_at, read_grid, read_ladder, read_narrow, read_paper_point, read_search,
-                           searches, steer_arm)
+from memgen.search import (above_chance_at, read_grid, read_ladder, read_narrow, read_paper_point, read_scopes,
+                           read_search, searches, steer_arm)
 from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED
 from memgen.tasks import OTHER
 
@@ -31,7 +32,7 @@ def read_settings(run):
             "ladder": read_ladder(run.params), "batch_size": sp.int("batch_size", lo=1),
             "max_other": sp.float("max_other", lo=0.0, hi=1.0), "max_prompts": fp.int("max_prompts", lo=1),
             "max_layers": None if fp.raw("ablation_layers") is None else fp.int("ablation_layers", lo=0),
-            "search": read_search(fp), "draws": sp.int("null_draws", lo=1)}
+            "search": read_search(fp), "draws": sp.int("null_draws", lo=1), "scopes": read_scopes(sp)}
 
 
 def choose_points(val, arm, s):
@@ -43,12 +44,15 @@ def choose_points(val, arm, s):
     return chosen, table
 
 
-def measure_at(test, val, arm, point, direction, s, seed, rows, setting):
+def measure_at(test, val, arm, point, direction, s, seed, rows, setting, scope="all"):
     """The arm at one point on one direction's test probes beside its nulls (memgen.experiment.measure),
-    every probe's output and label kept in `rows`."""
+    every probe's output and label kept in `rows`. A scope other than "all" is its own setting
+    (`<setting>_<scope>`), its arm selecting within the scope's layers."""
     probes, _ = test.part(direction)
+    key = candidate_key(arm, point, direction) + (() if scope == "all" else (scope,))
+    setting = setting if scope == "all" else f"{setting}_{scope}"
     result, got = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
-                          derive_seed(seed, "controls", setting, direction), candidate_key(arm, point, direction))
+                          derive_seed(seed, "controls", setting, direction), key)
     rows.extend({**p, "condition": f"{setting}/{direction}/{TARGETED}", "output": o, "label": lab, "alpha": a}
                 for p, o, lab, a in zip(probes, got.outputs, got.labels, got.moved_at))
     result[TARGETED]["other_examples"] = [
@@ -118,11 +122,16 @@ def main(run):
 
     rows = [{**p, "condition": "unsteered", "output": o, "label": lab, "alpha": None}
             for p, o, lab in zip(test.probes, test.outputs, test.labels)]
-    results = {"chosen": {}, "paper": {}}
-    for d in DIRECTIONS:
-        results["paper"][d] = measure_at(test, val, arm, s["paper"], d, s, run.seed, rows, "paper")
-        results["chosen"][d] = measure_at(test, val, arm, chosen[d][0], d, s, run.seed, rows, "chosen") \
-            if searched else results["paper"][d]
+    results = {}
+    for scope in s["scopes"]:
+        scoped = arm if scope == "all" else steer_arm(s["grid"], neurons, scope)
+        suffix = "" if scope == "all" else f"_{scope}"
+        best, paper = {}, {}
+        results[f"chosen{suffix}"], results[f"paper{suffix}"] = best, paper
+        for d in DIRECTIONS:
+            paper[d] = measure_at(test, val, scoped, s["paper"], d, s, run.seed, rows, "paper", scope)
+            best[d] = measure_at(test, val, scoped, chosen[d][0], d, s, run.seed, rows, "chosen", scope) \
+                if searched else paper[d]
     curve = {d: dose_response(test, arm, chosen[d][0], d) if searched else None for d in DIRECTIONS}
     layers = layer_ablation(test, arm, chosen, s["max_layers"])
     if not is_main():

@@ -232,7 +232,10 @@ def check_steer(name, steer, search, neurons, params):
     assert steer["above_chance"] == above
     assert steer["searched"] == searches(params["families"][name.split("/")[0]]["steer"]["search"], above)
     n_test = steer["n_prompts"]["test"]
-    for setting in ("chosen", "paper"):
+    scoped = [f"{setting}_{scope}" for scope in params["steer"]["scopes"] if scope != "all" for setting in
+              ("chosen", "paper")]
+    assert sorted(steer["test"]) == sorted(["chosen", "paper", *scoped])  # every scope, measured alike
+    for setting in steer["test"]:
         for direction, source in (("m2g", "mem"), ("g2m", "gen")):
             tests = steer["test"][setting][direction]
             assert tests["targeted"]["n"] == round(steer["unsteered"]["test"][source] * n_test)
@@ -373,8 +376,8 @@ def test_repro_produces_consistent_metrics(repo):
         assert all(sorted(h[d]) == ["by_method", "chosen", "chosen_hi", "chosen_lo", "other", "paper"]
                    for d in ("m2g", "g2m"))
         if "skipped" not in runs[name]["methods"]:
-            probe = runs[name]["methods"]["test"]["g2m"]["probe"]["success"]  # None: no test probe to move
-            assert h["g2m"]["by_method"]["probe"] == (None if probe is None else round(probe, 4))
+            probe = runs[name]["methods"]["test"]["g2m"]["linear_probe"]["success"]  # None: no test probe to move
+            assert h["g2m"]["by_method"]["linear_probe"] == (None if probe is None else round(probe, 4))
         if "skipped" not in runs[name]["steer"]:
             targeted = runs[name]["steer"]["test"]["chosen"]["m2g"]["targeted"]
             assert h["m2g"]["chosen"] == (None if targeted["success"] is None else round(targeted["success"], 4))

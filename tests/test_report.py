@@ -11,6 +11,7 @@ from memgen.report.document import table, to_html, to_markdown
 from memgen.report.headline import headline
 from memgen.methods import NAMES as METHOD_NAMES
 from memgen.report.sections import answer_section, controls_section, methods_section
+from memgen.report.sections.scope import scope_section
 from memgen.results import MethodsRecord, SteerRecord
 from memgen.stats import wilson_interval
 from memgen.steering import DIRECTIONS, TARGETED
@@ -188,3 +189,24 @@ def test_the_summary_is_computed_apart_from_the_sections(runs, tmp_path):
     for section in reversed(SECTIONS[-3:]):
         section(ctx)
     assert summary(ctx) == before
+
+
+def test_the_scope_table_sets_each_measurement_beside_its_before_readout_twin(runs, tmp_path):
+    """Without before-readout measurements there is no section; with them, one row per run, direction and
+    setting, each scope beside its own strongest null, and one sentence per run on where the effect lives."""
+    ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
+    assert scope_section(ctx) == []
+    test = runs["f/strong/r0"]["steer"]["test"]
+    test["chosen_before_readout"] = measured_at(rates(10, 100), {**QUIET, "random_direction": [12] * 20})
+    test["paper_before_readout"] = measured_at(rates(5, 100), QUIET)
+    blocks = scope_section(ctx)
+    assert [b[0] for b in blocks] == ["h2", "p", "table", "p"]
+    frame = blocks[2][1].set_index(["run", "direction", "setting"])
+    chosen = frame.loc[("f/strong/r0", "M->G", "chosen")]
+    assert chosen["all layers: success"].startswith("80.0 [") and chosen["all layers: success"].endswith(
+        "(80/100) (beats every null)")
+    assert chosen["before the readout: success"].endswith("(10/100)")  # the random direction's draws reach 12 %
+    assert chosen.iloc[3] == "12.0, p 1"
+    assert frame.loc[("f/strong/r0", "G->M", "paper")]["before the readout: success"].endswith("(beats every null)")
+    assert blocks[3][1] == ("f/strong/r0, at the chosen point: M->G 80.0 % with every layer, 10.0 % before the "
+                            "readout; G->M 80.0 % with every layer, 10.0 % before the readout.")

@@ -15,8 +15,9 @@ from memgen.families import BUILT_IN
 from memgen.params import Params
 from memgen.sites import shift_last, site_shifts
 from memgen.experiment import choose
-from memgen.search import Point, read_grid, read_search, searches
-from memgen.steering import ADAPTIVE, TO_GEN, TO_MEM, select_top, targeted
+from memgen.neuron_store import SiteNeurons
+from memgen.search import Point, read_grid, read_search, searches, steer_arm
+from memgen.steering import ADAPTIVE, SCOPES, TO_GEN, TO_MEM, scope_layers, select_top, targeted
 from memgen.tasks import GEN, MEM, OTHER
 from memgen.tasks.base import TOKEN_PATTERN
 
@@ -237,3 +238,38 @@ def test_the_search_runs_above_chance_or_always():
     assert modes == {True: [True, False], False: [False, False], "always": [True, True]}
     with pytest.raises(UserError, match="'families.gpt2.steer.search' must be true, false or always, got 'yes'"):
         read_search(Params({"search": "yes"}, "families.gpt2.steer"))
+
+
+class Carry(torch.nn.Module):
+    """A block that adds nothing: the residual stream carries its input on."""
+    def forward(self, x):
+        return x.clone()
+
+
+def test_the_before_readout_scope_never_touches_the_last_block():
+    """The scope keeps the count of neurons and takes none from the last layer, even where the last layer
+    ranks highest; through the residual-stream hooks, a block's output is edited exactly at the layers
+    holding a selected neuron, so before the readout the last block's output is never touched."""
+    g = torch.Generator().manual_seed(5)
+    layers, width = 4, 16
+    rho = torch.rand(layers, width, generator=g)
+    rho[-1] += 1.0  # the last layer holds every top neuron
+    nmd = torch.randn(layers, width, generator=g)
+    site = SiteNeurons(nmd, rho, nmd, {"null_p95": 0.0, "n_above": 1, "n_permutations": 1})
+    point = Point("every_step", "resid_post", "nmd", 0.25, 3.0)
+    ivs = {scope: steer_arm([point], {"resid_post": site}, scope).plan(point, TO_GEN).intervention
+           for scope in SCOPES}
+    assert len(ivs["all"].idx) == len(ivs["before_readout"].idx) == 16
+    assert set((ivs["all"].idx // width).tolist()) == {layers - 1}
+    assert (ivs["before_readout"].idx // width).max() < layers - 1
+    for scope, iv in ivs.items():
+        blocks, edited = [Carry() for _ in range(layers)], []
+        with shift_last(blocks, site_shifts("resid_post", iv.at(3.0))):
+            h = torch.zeros(1, 2, width)
+            for block in blocks:
+                out = block(h)
+                edited.append(not torch.equal(out, h))
+                h = out
+        assert edited == [layer in set((iv.idx // width).tolist()) for layer in range(layers)], scope
+        assert edited[-1] == (scope == "all")
+    assert scope_layers("all", layers) is None and list(scope_layers("before_readout", layers)) == [0, 1, 2]

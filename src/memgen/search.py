@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass
 from .errors import UserError
 from .experiment import NEURON_NULLS, Arm, Plan
 from .params import is_number
-from .steering import ADAPTIVE, SCHEDULES, TARGETED, VECTORS, select_top, targeted
+from .steering import ADAPTIVE, SCHEDULES, SCOPES, TARGETED, VECTORS, scope_layers, select_top, targeted
 
 KNOBS = ("schedule", "site", "vector", "topN", "alpha")  # top-level params, in the grid's order
 
@@ -97,6 +97,15 @@ def read_paper_point(params, family):
     return read_point(params.section("steer").section("paper"), family, default_site=family.paper_site)
 
 
+def read_scopes(steer):
+    """steer.scopes: where each test measurement is also made; "all" (every layer) always, first."""
+    scopes = steer.list("scopes", min_len=0, unique=True)
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise UserError(f"params: 'steer.scopes' must hold values among {', '.join(SCOPES)}, got {scope!r}")
+    return ["all"] + [s for s in scopes if s != "all"]
+
+
 def read_search(family_steer):
     """families.<f>.steer.search: true (choose the point on val where the ranking is above chance), false
     (the paper's setting only), or "always" (choose on val even at chance: exploration, still no evidence)."""
@@ -126,19 +135,20 @@ def vector_and_score(point, neurons):
     return (site.nmd, site.rho) if point.vector == "nmd" else (site.discriminant, site.discriminant)
 
 
-def intervention(point, neurons, direction):
-    """The targeted intervention at a point: the top-N neurons by the point's score, each moved along
-    its vector towards the direction's target."""
+def intervention(point, neurons, direction, layers=None):
+    """The targeted intervention at a point: the top-N neurons by the point's score (from `layers` only,
+    None: all), each moved along its vector towards the direction's target."""
     vector, score = vector_and_score(point, neurons)
-    return targeted(vector, select_top(score, point.topN), direction)
+    return targeted(vector, select_top(score, point.topN, layers), direction)
 
 
-def steer_arm(points, neurons):
-    """The steer stage's arm: at a point, the top-N neurons by its score moved along its vector, beside
-    the nulls matched to a neuron set."""
+def steer_arm(points, neurons, scope="all"):
+    """The steer stage's arm: at a point, the top-N neurons by its score (within the scope's layers) moved
+    along its vector, beside the nulls matched to a neuron set."""
     n_layers = next(iter(neurons.values())).nmd.shape[0]
-    return Arm(TARGETED, tuple(points), lambda p, d: Plan(intervention(p, neurons, d), p.site, p.schedule, p.alpha,
-                                                          n_layers), NEURON_NULLS)
+    layers = scope_layers(scope, n_layers)
+    return Arm(TARGETED, tuple(points), lambda p, d: Plan(intervention(p, neurons, d, layers), p.site, p.schedule,
+                                                          p.alpha, n_layers), NEURON_NULLS)
 
 
 def point_of(row):

@@ -28,10 +28,24 @@ def n_selected(shape, top_n):
     return max(1, min(total, round(top_n * total)))
 
 
-def select_top(rho, top_n):
-    """Flat indices of the top-N neurons by |rho|, globally across layers (stable on ties)."""
+def select_top(rho, top_n, layers=None):
+    """Flat indices of the top-N neurons by |rho|, globally across layers (stable on ties). layers: the
+    layers they may come from (None: all); topN stays a fraction of every layer's neurons, so a scope that
+    leaves layers out moves as many neurons as one that does not."""
     order = torch.argsort(rho.abs().flatten(), descending=True, stable=True)
+    if layers is not None:
+        order = order[torch.isin(order // rho.shape[1], torch.as_tensor(list(layers)))]
     return order[: n_selected(rho.shape, top_n)]
+
+
+# Where an intervention may act. "all": every layer; "before_readout": not at the last block's output nor
+# inside it (its output goes straight to the final norm and the unembedding, in both built-in families).
+SCOPES = ("all", "before_readout")
+
+
+def scope_layers(scope, n_layers):
+    """The layers a scope lets an intervention touch (None: all)."""
+    return None if scope == "all" else range(n_layers - 1)
 
 
 def random_signs(count, generator):

@@ -107,3 +107,9 @@ METHODS = ("Is the paper's intervention the right one? Beside its NMD shift of t
            "random target as far from the source's mean state), drawn many times; the paper's own setting (not "
            "chosen) beside them. p: one-sided Fisher exact tests above and below the NMD shift; against the random "
            "direction, the empirical p over its draws.")
+
+SCOPE = ("Each test measurement is made twice: with the point's neurons taken from every layer, and with the same "
+         "number taken from the layers before the last block (steer.scopes: before_readout), whose output goes "
+         "straight to the final norm and the unembedding. Each scope has its own matched nulls (the same layers, "
+         "counts and norms as its own selection). A success that holds before the readout moves the model's "
+         "computation, not only the state the readout reads.")
