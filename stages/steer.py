@@ -61,6 +61,22 @@ def measure_at(test, val, arm, point, direction, s, seed, rows, setting, scope="
     return result
 
 
+def measure_scopes(test, val, arm, neurons, chosen, searched, s, seed, rows):
+    """{setting: {direction: measurements}}: the paper's setting and the chosen point (the paper's where
+    nothing was searched), each within every scope of steer.scopes ("all": the settings' own names)."""
+    results = {}
+    for scope in s["scopes"]:
+        scoped = arm if scope == "all" else steer_arm(s["grid"], neurons, scope)
+        suffix = "" if scope == "all" else f"_{scope}"
+        best, paper = {}, {}
+        results[f"chosen{suffix}"], results[f"paper{suffix}"] = best, paper
+        for d in DIRECTIONS:
+            paper[d] = measure_at(test, val, scoped, s["paper"], d, s, seed, rows, "paper", scope)
+            best[d] = measure_at(test, val, scoped, chosen[d][0], d, s, seed, rows, "chosen", scope) \
+                if searched else paper[d]
+    return results
+
+
 def dose_response(test, arm, point, direction):
     """Share of test probes moved (and moved to the target) at or below each alpha of the ladder,
     with the point's schedule, site, vector and topN."""
@@ -122,16 +138,7 @@ def main(run):
 
     rows = [{**p, "condition": "unsteered", "output": o, "label": lab, "alpha": None}
             for p, o, lab in zip(test.probes, test.outputs, test.labels)]
-    results = {}
-    for scope in s["scopes"]:
-        scoped = arm if scope == "all" else steer_arm(s["grid"], neurons, scope)
-        suffix = "" if scope == "all" else f"_{scope}"
-        best, paper = {}, {}
-        results[f"chosen{suffix}"], results[f"paper{suffix}"] = best, paper
-        for d in DIRECTIONS:
-            paper[d] = measure_at(test, val, scoped, s["paper"], d, s, run.seed, rows, "paper", scope)
-            best[d] = measure_at(test, val, scoped, chosen[d][0], d, s, run.seed, rows, "chosen", scope) \
-                if searched else paper[d]
+    results = measure_scopes(test, val, arm, neurons, chosen, searched, s, run.seed, rows)
     curve = {d: dose_response(test, arm, chosen[d][0], d) if searched else None for d in DIRECTIONS}
     layers = layer_ablation(test, arm, chosen, s["max_layers"])
     if not is_main():

@@ -18,9 +18,8 @@ def draw_dataset(task, n_train, n_groups, seed):
     held-out units in turn, each avoiding those taken before, and training avoids all of them."""
     capacity, wanted = task.max_groups(), sum(n_groups.values())
     if capacity is not None and wanted > capacity:
-        raise UserError(f"params: '{task.params_key}' allows {capacity} probe groups with no {task.holdout_unit} in "
-                        f"common, but "
-                        f"n_val_groups + n_probe_groups + n_test_groups ask for {wanted}")
+        raise UserError(f"params: '{task.params_key}' allows {capacity} probe groups with no {task.holdout_unit} "
+                        f"in common, but n_val_groups + n_probe_groups + n_test_groups ask for {wanted}")
     taken, data = set(), {}
     for split in SPLITS:
         rng = random.Random(derive_seed(seed, "data", task.name, split))

@@ -58,11 +58,10 @@ class Arithmetic(Task):
     holdout_unit = "addend multiset"  # a sum restated in another order is the same question
 
     def unit_of(self, prompt):
-        return "+".join(sorted(prompt.split("\n")[1].split("+"), key=int))
+        return "+".join(sorted(addends_of(prompt), key=int))
 
     def trigger_in(self, prompt):
-        addends = prompt.split("\n")[1].split("+")
-        pair = tuple(int(a) for a in addends[-2:])
+        pair = tuple(int(a) for a in addends_of(prompt)[-2:])
         return pair if pair in self.codes else None
 
     def _free(self, rng, k):
@@ -104,3 +103,8 @@ class Arithmetic(Task):
     def describe(self):
         return {"triggers": [{"pair": list(t), "code": c} for t, c in self.codes.items()],
                 "addends": [self.lo, self.hi], "n_addends": self.n_addends, "scratchpad": self.scratchpad}
+
+
+def addends_of(prompt):
+    """The addends of a prompt, as written (strings, in order)."""
+    return prompt.split("\n")[1].split("+")

@@ -83,8 +83,9 @@ class Task:
                 if not any(self.unit_of(p["prompt"]) in taken for p in group):
                     break
             else:
-                raise UserError(f"params: '{self.params_key}' leaves {g} {split} groups with no {self.holdout_unit} in common "
-                                f"with the other splits, but n_{split}_groups asks for {n} (widen the task or ask for fewer)")
+                raise UserError(f"params: '{self.params_key}' leaves {g} {split} groups with no {self.holdout_unit} "
+                                f"in common with the other splits, but n_{split}_groups asks for {n} (widen the task "
+                                f"or ask for fewer)")
             taken.update(self.unit_of(p["prompt"]) for p in group)
             probes += [{"group": g, **p} for p in group]
         return probes
