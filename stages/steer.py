@@ -1,10 +1,10 @@
 """Stage steer: choose the intervention's operating point on val probes, then measure it once on the
 held-out test probes beside its matched nulls (each drawn steer.null_draws times) and the paper's own
 setting, each also within every scope of steer.scopes (before_readout: the same number of neurons, none in
-the last block, whose output feeds the readout); the dose-response curve of the adaptive strength, the per-layer ablation, and a few outputs
-that broke to OTHER. The experiment itself is memgen.experiment's; this stage configures it.
-With params `parallel.num_processes` > 1 the processes share each decoding's batches out; every
-process gets every output, so all take the same decisions, and the main process writes."""
+the last block, whose output feeds the readout); the dose-response curve of the adaptive strength, the
+per-layer ablation, and a few outputs that broke to OTHER. The experiment itself is memgen.experiment's;
+this stage configures it. With params `parallel.num_processes` > 1 the processes share each decoding's
+batches out; every process gets every output, so all take the same decisions, and the main process writes."""
 from dataclasses import replace
 
 import torch
@@ -20,7 +20,7 @@ from memgen.results import SteerRecord, write_record
 from memgen.run import run_command
 from memgen.search import (above_chance_at, read_grid, read_ladder, read_narrow, read_paper_point, read_scopes,
                            read_search, searches, steer_arm)
-from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED
+from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, scoped_setting
 from memgen.tasks import OTHER
 
 N_OTHER_EXAMPLES = 3  # outputs that broke to OTHER, shown per direction in the report
@@ -50,7 +50,7 @@ def measure_at(test, val, arm, point, direction, s, seed, rows, setting, scope="
     (`<setting>_<scope>`), its arm selecting within the scope's layers."""
     probes, _ = test.part(direction)
     key = candidate_key(arm, point, direction) + (() if scope == "all" else (scope,))
-    setting = setting if scope == "all" else f"{setting}_{scope}"
+    setting = scoped_setting(setting, scope)
     result, got = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
                           derive_seed(seed, "controls", setting, direction), key)
     rows.extend({**p, "condition": f"{setting}/{direction}/{TARGETED}", "output": o, "label": lab, "alpha": a}
@@ -67,9 +67,8 @@ def measure_scopes(test, val, arm, neurons, chosen, searched, s, seed, rows):
     results = {}
     for scope in s["scopes"]:
         scoped = arm if scope == "all" else steer_arm(s["grid"], neurons, scope)
-        suffix = "" if scope == "all" else f"_{scope}"
         best, paper = {}, {}
-        results[f"chosen{suffix}"], results[f"paper{suffix}"] = best, paper
+        results[scoped_setting("chosen", scope)], results[scoped_setting("paper", scope)] = best, paper
         for d in DIRECTIONS:
             paper[d] = measure_at(test, val, scoped, s["paper"], d, s, seed, rows, "paper", scope)
             best[d] = measure_at(test, val, scoped, chosen[d][0], d, s, seed, rows, "chosen", scope) \

@@ -43,6 +43,11 @@ def select_top(rho, top_n, layers=None):
 SCOPES = ("all", "before_readout")
 
 
+def scoped_setting(setting, scope):
+    """The name a setting's measurement goes by within a scope: its own for "all", else `<setting>_<scope>`."""
+    return setting if scope == "all" else f"{setting}_{scope}"
+
+
 def scope_layers(scope, n_layers):
     """The layers a scope lets an intervention touch (None: all)."""
     return None if scope == "all" else range(n_layers - 1)

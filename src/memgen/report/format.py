@@ -39,6 +39,12 @@ def flagged_nulls(tests):
     return [name for name, r in tests.items() if name in NULL_NAMES and r.get("can_fail") is False]
 
 
+def strongest_null(tests):
+    """(name, summary) of the counted null with the highest mean success at one point, or None."""
+    nulls = counted_nulls(tests)
+    return max(nulls.items(), key=lambda item: item[1]["success"]) if nulls else None
+
+
 def beats_every_null(tests):
     """Whether the targeted steer beats every counted null (empirical p < 0.05), and there is one to beat."""
     nulls = counted_nulls(tests)

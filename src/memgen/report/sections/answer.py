@@ -4,7 +4,8 @@ from ...steering import DIRECTIONS, TARGETED
 from .. import paper, prose
 from ..compute import SETTINGS
 from ..document import table
-from ..format import ARROW, beats_every_null, counted_nulls, flagged_nulls, null_cell, p_cell, pct, rate_cell
+from ..format import (ARROW, beats_every_null, counted_nulls, flagged_nulls, null_cell, p_cell, pct, rate_cell,
+                      strongest_null)
 from ..headline import strongest_site
 from .steering import controls_figure_block
 
@@ -36,13 +37,13 @@ def answer_cells(ctx, name, d):
     if "skipped" in steer or not steer["test"]["chosen"][d][TARGETED]["n"]:
         return ["-", "-", span, "-", "-", verdict(ctx, name, d)]
     chosen = steer["test"]["chosen"][d]
-    nulls = counted_nulls(chosen)
-    if not nulls:
+    strongest = strongest_null(chosen)
+    if strongest is None:
         return [rate_cell(chosen[TARGETED]), rate_cell(steer["test"]["paper"][d][TARGETED]), span,
                 "no null can fail here", "-", verdict(ctx, name, d)]
-    top = max(nulls, key=lambda c: nulls[c]["success"])
+    top, summary = strongest
     return [rate_cell(chosen[TARGETED]), rate_cell(steer["test"]["paper"][d][TARGETED]), span,
-            f"{NULL_NAMES[top]}: {null_cell(nulls[top])}", p_cell(nulls[top]["p_empirical"]), verdict(ctx, name, d)]
+            f"{NULL_NAMES[top]}: {null_cell(summary)}", p_cell(summary["p_empirical"]), verdict(ctx, name, d)]
 
 
 def verdict(ctx, name, d):
