@@ -1,10 +1,15 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import torch
 from scipy.stats import pearsonr
 
 from memgen.activations import write_activations
+from memgen.distributed import pin_threads
 from memgen.errors import UserError
+from memgen.params import Params
 from memgen.stats import site_stats, swap_signs
 from memgen.steering import TO_GEN, TO_MEM, n_selected, select_top, targeted
 
@@ -144,3 +149,37 @@ def test_discriminant_finds_a_signal_hidden_by_a_noisy_neighbour(tmp_path):
     assert along[0] > 0.6 and along[1] < -0.6  # (1, -1)/sqrt(2): the contrast, not the common noise
     nmd = s.nmd[0]
     assert float((s.discriminant[0] * along).sum()) == pytest.approx(float((nmd * along).sum()), rel=1e-4)  # NMD's component
+
+
+HANG_CHECK = """
+import sys, torch
+from memgen.stats import site_stats
+torch.set_num_threads(2)  # as params parallel.threads pins it: torch 2.13's batched LU solve hung here
+s = site_stats(sys.argv[1], "resid_post", 0, 0)
+print(bool(torch.isfinite(s.discriminant).all()))
+"""
+
+
+@pytest.mark.parametrize("n_pairs", [1, 10])
+def test_discriminant_under_a_pinned_thread_count_finishes(tmp_path, n_pairs):
+    """A wide site with few pairs (a rank-deficient covariance, as a planted run's hidden units give) under
+    an explicitly set thread count: the direction comes back finite within seconds (one pair: NMD's)."""
+    g = torch.Generator().manual_seed(3)
+    mem, gen = torch.randn(n_pairs, 2, 256, generator=g), torch.randn(n_pairs, 2, 256, generator=g)
+    path = tmp_path / "acts.safetensors"
+    write_store(path, mem, gen)
+    done = subprocess.run([sys.executable, "-c", HANG_CHECK, str(path)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "True" and "MKL ERROR" not in done.stdout + done.stderr, done.stderr
+    if n_pairs == 1:
+        assert torch.equal(site_stats(path, "resid_post").discriminant, (mem - gen)[0].float())
+
+
+def test_pin_threads_follows_params(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        assert pin_threads(Params({"parallel": {"threads": 1}}, "")) == 1
+        assert pin_threads(Params({}, "")) == 1  # no parallel section: torch's choice, left as it is
+        with pytest.raises(UserError, match="parallel.threads"):
+            pin_threads(Params({"parallel": {"threads": 0}}, ""))
+    finally:
+        torch.set_num_threads(before)

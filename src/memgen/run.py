@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import click
 
-from .distributed import process_device
+from .distributed import pin_threads, process_device
 from .errors import OneLineCommand, UserError, run_main
 from .families import Family, get_family, pick_device
 from .params import derive_seed, load_params
@@ -29,6 +29,7 @@ class Run:
     @classmethod
     def open(cls, family, model, rep, task=None, params_path="params.yaml"):
         params = load_params(params_path)
+        pin_threads(params)
         task = model if task is None else task
         plugin = get_family(params, family)
         runs = params.section("runs")

@@ -78,15 +78,21 @@ def nmd_and_rho(mem, gen):
 def discriminant_direction(mem, gen, second, shrinkage):
     """Per layer, NMD's component along the Fisher discriminant w = (S + lambda I)^-1 NMD, S the pooled
     within-class covariance and lambda = shrinkage x its mean variance: the direction a linear
-    classifier reads MEM from GEN by, scaled so that alpha = 1 moves a state by the class means' distance along it."""
+    classifier reads MEM from GEN by, scaled so that alpha = 1 moves a state by the class means' distance along it.
+    With one pair, NMD itself."""
     n = mem.n + gen.n
+    if min(mem.n, gen.n) < 2:  # one state per class: no within-class covariance to read
+        return (mem.mean - gen.mean).float()
     outer = lambda m: torch.einsum("lw,lv->lwv", m.mean, m.mean) * m.n  # noqa: E731
     cov = (second.sum - outer(mem) - outer(gen)) / n  # sum of x x^T around each class's own mean
     width = cov.shape[-1]
     ridge = (shrinkage * torch.diagonal(cov, dim1=-2, dim2=-1).mean(-1)).clamp_min(1e-12)  # [layers]
     cov = cov + ridge[:, None, None] * torch.eye(width, dtype=cov.dtype)
     diff = mem.mean - gen.mean
-    w = torch.linalg.solve(cov, diff)
+    # Cholesky: the matrix is symmetric positive definite (and a batched LU under a pinned MKL thread count
+    # hangs in torch 2.13); a layer it fails on (no within-class variance) keeps NMD's direction
+    factor, info = torch.linalg.cholesky_ex(cov)
+    w = torch.where((info == 0)[:, None], torch.cholesky_solve(diff[..., None], factor)[..., 0], diff)
     along = (w * diff).sum(-1, keepdim=True) / (w * w).sum(-1, keepdim=True).clamp_min(1e-30)
     return (w * along).float()
 
