@@ -23,11 +23,24 @@ from memgen.results import ComparisonRecord, write_record
 from memgen.run import Run
 from memgen.search import (above_chance_at, intervention, read_grid, read_ladder, read_narrow, read_paper_point,
                            read_point, read_search, searches, steer_arm)
+from memgen.stats import jaccard_chance
 from memgen.steering import DIRECTIONS
 
 def jaccard(a, b):
     a, b = set(a.tolist()), set(b.tolist())
     return len(a & b) / len(a | b)
+
+
+def overlaps(point, neurons, names):
+    """{jaccard: {source: {target: overlap of the units the point selects}} (None where either found no
+    pairs), jaccard_chance: what two random sets of as many units share} from {name: neuron store}."""
+    selected = {n: intervention(point, store, DIRECTIONS[0]).idx for n, store in neurons.items()}
+    out = {"jaccard": {s: {t: jaccard(selected[s], selected[t]) if s in selected and t in selected else None
+                           for t in names} for s in names}, "jaccard_chance": None}
+    if selected:  # every source selects as many units of the same site
+        name = next(iter(selected))
+        out["jaccard_chance"] = jaccard_chance(neurons[name][point.site].nmd.numel(), len(selected[name]))
+    return out
 
 
 def compare(runs, names, kind):
@@ -65,9 +78,7 @@ def compare(runs, names, kind):
                     f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"
                 for t in names:
                     result[setting][d][s].setdefault(t, {"skipped": why})
-        selected = {n: intervention(point, stores[n][0], DIRECTIONS[0]).idx for n in found}
-        result[setting]["jaccard"] = {s: {t: jaccard(selected[s], selected[t]) if s in found and t in found else None
-                                          for t in names} for s in names}
+        result[setting].update(overlaps(point, {n: stores[n][0] for n in found}, names))
     return {"runs": names, **result}
 
 

@@ -20,7 +20,7 @@ def main():
     with atomic_path("metrics/figures", is_dir=True) as figures:  # no figure of an earlier report stays behind
         ctx = read_context(params, figures)
         blocks, summary = build(ctx)
-    write_json("metrics/headline.json", headline(ctx.runs, ctx.planted))
+    write_json("metrics/headline.json", headline(ctx.runs, ctx.planted, summary["replicates"]))
     write_json("metrics/summary.json", summary)
     with atomic_path("metrics/report.md") as tmp:
         tmp.write_text(to_markdown(blocks))

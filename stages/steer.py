@@ -20,6 +20,7 @@ from memgen.results import SteerRecord, write_record
 from memgen.run import run_command
 from memgen.search import (above_chance_at, read_grid, read_ladder, read_narrow, read_paper_point, read_scopes,
                            read_search, searches, steer_arm)
+from memgen.stats import group_tally
 from memgen.steering import ADAPTIVE, DIRECTIONS, TARGETED, scoped_setting
 from memgen.tasks import OTHER
 
@@ -44,17 +45,19 @@ def choose_points(val, arm, s):
     return chosen, table
 
 
-def measure_at(test, val, arm, point, direction, s, seed, rows, setting, scope="all"):
+def measure_at(test, val, arm, point, d, s, seed, rows, setting, scope="all"):
     """The arm at one point on one direction's test probes beside its nulls (memgen.experiment.measure),
     every probe's output and label kept in `rows`. A scope other than "all" is its own setting
     (`<setting>_<scope>`), its arm selecting within the scope's layers."""
-    probes, _ = test.part(direction)
-    key = candidate_key(arm, point, direction) + (() if scope == "all" else (scope,))
+    probes, _ = test.part(d)
+    key = candidate_key(arm, point, d) + (() if scope == "all" else (scope,))
     setting = scoped_setting(setting, scope)
-    result, got = measure(test, val, arm, arm.plan(point, direction), direction, s["draws"],
-                          derive_seed(seed, "controls", setting, direction), key)
-    rows.extend({**p, "condition": f"{setting}/{direction}/{TARGETED}", "output": o, "label": lab, "alpha": a}
+    result, got = measure(test, val, arm, arm.plan(point, d), d, s["draws"],
+                          derive_seed(seed, "controls", setting, d), key)
+    rows.extend({**p, "condition": f"{setting}/{d}/{TARGETED}", "output": o, "label": lab, "alpha": a}
                 for p, o, lab, a in zip(probes, got.outputs, got.labels, got.moved_at))
+    # the across-seed interval resamples probe groups, not prompts (memgen.stats.cluster_bootstrap)
+    result[TARGETED]["by_group"] = group_tally([p["group"] for p in probes], [lab == TARGET[d] for lab in got.labels])
     result[TARGETED]["other_examples"] = [
         {"prompt": p["prompt"], "mem": p["mem"], "gen": p["gen"], "output": o}
         for p, o, lab in zip(probes, got.outputs, got.labels) if lab == OTHER][:N_OTHER_EXAMPLES]

@@ -366,7 +366,14 @@ def test_repro_produces_consistent_metrics(repo):
     assert 'src="data:image/png;base64,' in html and 'src="figures/' not in html  # works moved alone
     assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
     headline = json.loads((repo / "metrics" / "headline.json").read_text())
-    assert sorted(headline) == sorted([*runs, *planted_runs(repo)])
+    family_tasks = sorted({name.rsplit("/", 1)[0] for name in runs})
+    assert sorted(headline) == sorted([*runs, *planted_runs(repo), *family_tasks])
+    for name in family_tasks:  # the across-seed estimate: one seed here, its interval from the probe groups
+        seeds = headline[name]
+        assert seeds["seeds"] <= len(params["runs"]["replicates"]) and sorted(seeds) == ["g2m", "m2g", "seeds"]
+        for d in ("m2g", "g2m"):
+            chosen = seeds[d]
+            assert chosen["chosen"] is None or chosen["chosen_lo"] <= chosen["chosen"] <= chosen["chosen_hi"]
     planted_with_pairs = sum(check_planted(repo, name, headline[name], params) for name in planted_runs(repo))
     assert planted_with_pairs >= 1, "the tiny profile's planted cipher model should show pairs"
     assert "Ground truth: memories planted in known units" in report

@@ -31,8 +31,16 @@ def null_of(targeted, draw_ks, can_fail=True, counted=True):
     return {**null_summary(targeted, [rates(k, n) for k in draw_ks]), "counted": counted, "can_fail": can_fail}
 
 
+def by_group(k, n, size=2):
+    """k hits over n prompts as the steer stage tallies them per probe group (groups of `size`, hits first)."""
+    sizes = [min(size, n - start) for start in range(0, n, size)]
+    hits = [min(s, max(0, k - start)) for s, start in zip(sizes, range(0, n, size))]
+    return [[h, s] for h, s in zip(hits, sizes)]
+
+
 def measured_at(targeted, null_ks, flagged=()):
     """One setting's measurements: the targeted steer and its nulls (draws' successes), every direction alike."""
+    targeted = {**targeted, "by_group": by_group(targeted["k"], targeted["n"])}
     return {d: {TARGETED: targeted, **{c: null_of(targeted, null_ks[c], c not in flagged, c != "authors_baseline")
                                        for c in NULLS}} for d in DIRECTIONS}
 
@@ -210,3 +218,37 @@ def test_the_scope_table_sets_each_measurement_beside_its_before_readout_twin(ru
     assert frame.loc[("f/strong/r0", "G->M", "paper")]["before the readout: success"].endswith("(beats every null)")
     assert blocks[3][1] == ("f/strong/r0, at the chosen point: M->G 80.0 % with every layer, 10.0 % before the "
                             "readout; G->M 80.0 % with every layer, 10.0 % before the readout.")
+
+
+def test_across_seeds_each_seed_counts_once_and_the_interval_resamples_groups(tmp_path):
+    """Three seeds of one task: the across-seed row gives each seed's value and their mean, inside an interval
+    wider than the pooled prompts' Wilson interval (seeds disagree); the headline carries the same mean."""
+    from memgen.report.compute import replicate_aggregates
+    from memgen.report.sections.consistency import replicate_section
+
+    def seeded(k):
+        return run(50, {"resid_post": site(0.5, 0.2)}, steer_record(
+            50, test={s: measured_at(rates(k, 100), QUIET) for s in ("chosen", "paper")}))
+    runs = {f"f/t/r{r}": seeded(k) for r, k in zip(range(3), (20, 50, 80))}
+    ctx = Context(None, ["f"], ["t"], [0, 1, 2], runs, {}, {}, {}, tmp_path)
+    est = replicate_aggregates(ctx)["f/t"]["chosen_m2g"]
+    assert est["values"] == [0.2, 0.5, 0.8] and est["mean"] == pytest.approx(0.5) and est["n_seeds"] == 3
+    pooled = wilson_interval(150, 300)
+    assert est["lo"] < pooled[0] and est["hi"] > pooled[1] and est["spread"] == pytest.approx(0.3)
+    text = to_markdown(replicate_section(ctx))
+    assert "| f/t | chosen | 50.0 [" in text and "(20.0, 50.0, 80.0)" in text and "3 seed(s)" in text
+    h = headline(runs, across_seeds=replicate_aggregates(ctx))["f/t"]
+    assert h["seeds"] == 3 and h["m2g"]["chosen"] == 0.5 and h["m2g"]["chosen_lo"] == round(est["lo"], 4)
+
+
+def test_a_transfer_cell_on_few_prompts_is_not_evaluable_and_jaccard_has_its_chance(tmp_path):
+    from memgen.report.sections.consistency import matrix_blocks
+    comparison = {"runs": ["a", "b"], "paper": {
+        "m2g": {"a": {"a": rates(20, 40), "b": rates(3, 12)}, "b": {"a": {"skipped": "b found no MEM/GEN pairs"},
+                                                                  "b": {"skipped": "b found no MEM/GEN pairs"}}},
+        "g2m": {s: {t: rates(5, 30) for t in "ab"} for s in "ab"},
+        "jaccard": {"a": {"a": 1.0, "b": None}, "b": {"a": None, "b": None}}, "jaccard_chance": 0.0123}}
+    text = to_markdown(matrix_blocks(comparison, "paper", "x"))
+    assert "not evaluable (n=12)" in text and "25.0 [" not in text  # 3 of 12: no rate
+    assert "50.0 [" in text and "16.7 [" in text  # 40 and 30 prompts: rates
+    assert "two random sets of as many units: 0.012" in text

@@ -62,7 +62,7 @@ def test_mean_and_spread():
     values = [0.1, 0.4, None, 0.25]
     s = mean_and_spread(values)
     assert s["n"] == 3 and s["mean"] == pytest.approx(0.25) and s["std"] == pytest.approx(statistics.stdev([0.1, 0.4, 0.25]))
-    assert mean_and_spread([0.3]) == {"mean": 0.3, "std": 0.0, "n": 1}
+    assert mean_and_spread([0.3]) == {"mean": 0.3, "std": None, "n": 1}  # one value has no spread
     assert mean_and_spread([None])["mean"] is None
 
 

@@ -72,7 +72,7 @@ class ComparisonRecord:
     kind: str          # intra (across replicates) or inter (across tasks)
     family: str
     runs: list         # the compared runs' names, rows and columns alike
-    paper: dict        # at the paper's setting: {point, m2g, g2m: {source: {target: rates}}, jaccard}
+    paper: dict        # at the paper's setting: {point, m2g, g2m: {source: {target: rates}}, jaccard, jaccard_chance}
     transfer: dict     # at compare.point, likewise
     task: str = None   # intra: the task
     rep: int = None    # inter: the replicate

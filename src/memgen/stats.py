@@ -13,8 +13,9 @@ total sum of squares (which no swap changes): one [permutations, pairs] x [pairs
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
-from scipy.stats import binomtest, fisher_exact
+from scipy.stats import binomtest, fisher_exact, hypergeom
 
 from .activations import CHUNK_BYTES, stream_site
 from .errors import UserError
@@ -174,10 +175,61 @@ def exact_greater(k1, n1, k2, n2):
 
 
 def mean_and_spread(values):
-    """Mean and sample standard deviation of the values that are not None (spread 0 for one)."""
+    """Mean and sample standard deviation of the values that are not None (no spread for one: None)."""
     values = [v for v in values if v is not None]
     if not values:
         return {"mean": None, "std": None, "n": 0}
     mean = sum(values) / len(values)
-    var = sum((v - mean) ** 2 for v in values) / (len(values) - 1) if len(values) > 1 else 0.0
-    return {"mean": mean, "std": math.sqrt(var), "n": len(values)}
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
+    return {"mean": mean, "std": std, "n": len(values)}
+
+
+def group_tally(groups, hits):
+    """[[hits, prompts]] per probe group, in order of first appearance: what a cluster bootstrap
+    resamples (a group's near-identical prompts share their memory and are not independent)."""
+    tally = {}
+    for group, hit in zip(groups, hits):
+        counts = tally.setdefault(group, [0, 0])
+        counts[0] += int(hit)
+        counts[1] += 1
+    return list(tally.values())
+
+
+BOOTSTRAP_RESAMPLES = 2000
+
+
+def cluster_bootstrap(seeds, n_resamples=BOOTSTRAP_RESAMPLES, seed=0):
+    """Across-seed estimate of a success rate from `seeds`: per seed, its [[hits, prompts]] per probe
+    group. The estimate is the mean of the seeds' rates; its 95 % percentile interval comes from a
+    two-stage bootstrap: draw as many seeds as there are, with replacement, then within each drawn seed
+    its groups, with replacement (each draw its own). Seeds with no prompts are left out. Returns the
+    per-seed values, mean, interval (None with no seed), the seeds' sample spread (None for one seed)."""
+    tallies = [np.asarray(t, dtype=float).reshape(-1, 2) for t in seeds]
+    tallies = [t for t in tallies if t[:, 1].sum() > 0]
+    values = [float(t[:, 0].sum() / t[:, 1].sum()) for t in tallies]
+    out = {"values": values, "n_seeds": len(values), "n_resamples": n_resamples,
+           "mean": float(np.mean(values)) if values else None, "lo": None, "hi": None,
+           "spread": float(np.std(values, ddof=1)) if len(values) > 1 else None}
+    if not values:
+        return out
+    rng = np.random.default_rng(seed)
+    n = len(tallies)
+    # rates[s, b, j]: seed s with its groups resampled, for slot j of resample b
+    rates = np.empty((n, n_resamples, n))
+    for s, t in enumerate(tallies):
+        idx = rng.integers(0, len(t), size=(n_resamples, n, len(t)))
+        hits, prompts = t[idx, 0].sum(-1), t[idx, 1].sum(-1)
+        rates[s] = np.divide(hits, prompts, out=np.zeros_like(hits), where=prompts > 0)
+    picked = rng.integers(0, n, size=(n_resamples, n))
+    means = rates[picked, np.arange(n_resamples)[:, None], np.arange(n)[None, :]].mean(1)
+    out["lo"], out["hi"] = (float(q) for q in np.quantile(means, [0.025, 0.975]))
+    return out
+
+
+def jaccard_chance(n_total, k):
+    """The expected Jaccard overlap of two sets of k units drawn at random from n_total: the shared count
+    is hypergeometric, J = shared / (2k - shared)."""
+    if k == 0:
+        return None
+    shared = np.arange(k + 1)
+    return float((hypergeom.pmf(shared, n_total, k, k) * shared / (2 * k - shared)).sum())

@@ -19,12 +19,24 @@ def strongest_site(neurons):
     return max(((site, s) for site, s in neurons["sites"].items() if site in SITE_NAMES), key=margin)
 
 
-def headline(runs, planted=None):
+def headline(runs, planted=None, across_seeds=None):
     """{run: {pairs, max_abs_rho, null_p95, m2g: {...}, g2m: {...}}} from {run: {file stem: its JSON}}:
-    21 numbers a run (each direction's by_method: the methods side by side), null where the run has no pairs or a direction no test probe; and per planted run
-    {pairs, recall, auroc, m2g: {oracle, ranked}, g2m: {...}} (planted_headline)."""
+    21 numbers a run (each direction's by_method: the methods side by side), null where the run has no
+    pairs or a direction no test probe; per planted run {pairs, recall, auroc, m2g: {oracle, ranked},
+    g2m: {...}} (planted_headline); per family/task the across-seed estimates (seed_headline)."""
     return {**{name: run_headline(run) for name, run in runs.items()},
-            **{name: planted_headline(run["localize"]) for name, run in (planted or {}).items()}}
+            **{name: planted_headline(run["localize"]) for name, run in (planted or {}).items()},
+            **{name: seed_headline(agg) for name, agg in (across_seeds or {}).items()}}
+
+
+def seed_headline(aggregate):
+    """Over a family/task's seeds (report.compute.replicate_aggregates): per direction the mean test success
+    at the chosen point with its cluster-bootstrap interval, and at the paper's setting."""
+    def direction(d):
+        chosen = aggregate[f"chosen_{d}"]
+        return {"chosen": rounded(chosen["mean"]), "chosen_lo": rounded(chosen["lo"]),
+                "chosen_hi": rounded(chosen["hi"]), "paper": rounded(aggregate[f"paper_{d}"]["mean"])}
+    return {"seeds": aggregate["chosen_m2g"]["n_seeds"], **{d: direction(d) for d in DIRECTIONS}}
 
 
 def planted_headline(localize):

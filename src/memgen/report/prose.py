@@ -51,12 +51,22 @@ OTHER = ("How steering fails: the first few outputs of the targeted steer, at ea
 SEARCH = ("The design space on val: for each schedule, site and vector, the best val success over topN and alpha "
           "(with OTHER at that point). The full table is in each run's search.json.")
 
+ACROSS_SEEDS = ("Each cell: the mean over {n_seeds} seed(s) of the test success, its 95 % interval from a two-stage "
+                "cluster bootstrap ({n_resamples} resamples: draw as many seeds as there are, with replacement, then "
+                "within each drawn seed its probe groups, with replacement; percentile interval), and each seed's own "
+                "value. Prompts of a probe group share their memory, so groups, not prompts, are resampled. With one "
+                "seed the interval covers the probe groups only: the spread between seeds is not known.")
+
 INTRA = ("Neurons found on one replicate steer the model of another (rows: where the neurons come from; columns: "
-         "the model steered). The diagonal is each run's own steer.")
+         "the model steered). The diagonal is each run's own steer. A family trained from scratch (gpt2) starts each "
+         "replicate from its own random init, so neuron i of one has no relation to neuron i of another: its matrix "
+         "is a negative control, expected at chance off the diagonal. The paper's claim is about adapters retrained "
+         "on one fixed base. A cell with fewer than 30 test prompts to move is not evaluable.")
 
 INTER = ("Neurons found on task A steer the model on task B. For GPT-2, one model trained on every task, its neurons "
          "found per task; for llama, each task's adapter on one shared base, so a neuron index means the same unit. "
-         "The diagonal is a task steered with its own neurons.")
+         "The diagonal is a task steered with its own neurons. A cell with fewer than 30 test prompts to move is "
+         "not evaluable.")
 
 COMPARISON_POINTS = ("Each comparison is measured at two fixed points (not chosen per run): the paper's setting and "
                      "compare.point.")

@@ -1,25 +1,28 @@
 """Across seeds and tasks: replicate spread, intra- and inter-task transfer."""
 from ...steering import DIRECTIONS
 from .. import prose
-from ..compute import SETTINGS, replicate_aggregates
+from ..compute import replicate_aggregates
 from ..document import table
 from ..format import ARROW, pct, point_cell, rate_cell
 
 
 def replicate_section(ctx):
+    """Per family/task and setting, each direction's test success over the seeds: the mean with its
+    cluster-bootstrap interval, and every seed's own value."""
     aggregates = replicate_aggregates(ctx)
-    rows = [[name, len(ctx.reps), spread_cell(agg["pair_yield"]),
-             *[spread_cell(agg[f"{s}_{d}"]) for s in SETTINGS for d in DIRECTIONS]] for name, agg in aggregates.items()]
-    if len(ctx.reps) == 1:
-        return [("h2", "Replicate seeds"), ("p", "One replicate per family and task: no spread across seeds to show.")]
-    return [("h2", "Replicate seeds (mean ± sd)"),
-            table(["family/task", "replicates", "pair yield %",
-                   *[f"{s} {ARROW[d]} %" for s in SETTINGS for d in DIRECTIONS]], rows)]
+    rows = [[name, setting.replace("_", " "), *[seed_cell(agg[f"{setting}_{d}"]) for d in DIRECTIONS]]
+            for name, agg in aggregates.items() for setting in [k[:-4] for k in agg if k.endswith("_m2g")]]
+    resamples = next((a["n_resamples"] for agg in aggregates.values() for k, a in agg.items() if k != "pair_yield"), 0)
+    return [("h2", "Across seeds: mean and 95 % cluster-bootstrap interval"),
+            ("p", prose.ACROSS_SEEDS.format(n_seeds=len(ctx.reps), n_resamples=resamples)),
+            table(["family/task", "setting", *[f"{ARROW[d]} % [95 % interval] (per seed)" for d in DIRECTIONS]], rows)]
 
 
-def spread_cell(s):
-    """'12.3 ± 4.5 (n=3)' from mean_and_spread's dict."""
-    return "-" if s["mean"] is None else f"{pct(s['mean'])} ± {pct(s['std'])} (n={s['n']})"
+def seed_cell(est):
+    """'25.5 [20.1, 31.0] (25.5, 30.2, 21.0)' from cluster_bootstrap's dict; '-' where no seed was measured."""
+    if est["mean"] is None:
+        return "-"
+    return f"{pct(est['mean'])} [{pct(est['lo'])}, {pct(est['hi'])}] ({', '.join(pct(v) for v in est['values'])})"
 
 
 def comparison_section(ctx, kind):
@@ -40,8 +43,20 @@ def matrix_blocks(comparison, setting, label):
     header = ["neurons from \\ model of", *names]
     blocks = []
     for d in DIRECTIONS:
-        rows = [[s, *[rate_cell(result[d][s][t]) for t in names]] for s in names]
+        rows = [[s, *[transfer_cell(result[d][s][t]) for t in names]] for s in names]
         blocks += [("p", f"{label}: {ARROW[d]} success % [95 % CI] (k/n)"), table(header, rows)]
     jac = [[s, *["-" if result["jaccard"][s][t] is None else f"{result['jaccard'][s][t]:.2f}" for t in names]]
            for s in names]
-    return blocks + [("p", f"{label}: Jaccard overlap of the selected neuron sets"), table(header, jac)]
+    chance = result.get("jaccard_chance")
+    chance = "" if chance is None else f" (two random sets of as many units: {chance:.3f})"
+    return blocks + [("p", f"{label}: Jaccard overlap of the selected neuron sets{chance}"), table(header, jac)]
+
+
+MIN_EVALUABLE = 30  # test prompts a transfer cell needs before its rate is read
+
+
+def transfer_cell(r):
+    """rate_cell, or 'not evaluable (n=12)' where fewer than MIN_EVALUABLE test prompts could move."""
+    if r and "skipped" not in r and r.get("n") is not None and r["n"] < MIN_EVALUABLE:
+        return f"not evaluable (n={r['n']})"
+    return rate_cell(r)
