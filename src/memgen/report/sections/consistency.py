@@ -1,4 +1,5 @@
-"""Across seeds and tasks: replicate spread, intra- and inter-task transfer."""
+"""Across seeds and tasks: the across-seed estimates, intra- and inter-task transfer."""
+from ...stats import BOOTSTRAP_RESAMPLES
 from ...steering import DIRECTIONS
 from .. import prose
 from ..compute import replicate_aggregates
@@ -10,11 +11,11 @@ def replicate_section(ctx):
     """Per family/task and setting, each direction's test success over the seeds: the mean with its
     cluster-bootstrap interval, and every seed's own value."""
     aggregates = replicate_aggregates(ctx)
+    settings = lambda agg: [k.removesuffix("_m2g") for k in agg if k.endswith("_m2g")]  # noqa: E731
     rows = [[name, setting.replace("_", " "), *[seed_cell(agg[f"{setting}_{d}"]) for d in DIRECTIONS]]
-            for name, agg in aggregates.items() for setting in [k[:-4] for k in agg if k.endswith("_m2g")]]
-    resamples = next((a["n_resamples"] for agg in aggregates.values() for k, a in agg.items() if k != "pair_yield"), 0)
+            for name, agg in aggregates.items() for setting in settings(agg)]
     return [("h2", "Across seeds: mean and 95 % cluster-bootstrap interval"),
-            ("p", prose.ACROSS_SEEDS.format(n_seeds=len(ctx.reps), n_resamples=resamples)),
+            ("p", prose.ACROSS_SEEDS.format(n_seeds=len(ctx.reps), n_resamples=BOOTSTRAP_RESAMPLES)),
             table(["family/task", "setting", *[f"{ARROW[d]} % [95 % interval] (per seed)" for d in DIRECTIONS]], rows)]
 
 
