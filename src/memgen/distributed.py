@@ -49,7 +49,9 @@ def pin_threads(params):
     section = params.section("parallel") if params.raw("parallel", None) is not None else None
     if section is not None and section.raw("threads", None) is not None:
         processes = int(os.environ.get("WORLD_SIZE", 1)) if launched() else 1
-        torch.set_num_threads(max(1, section.int("threads", lo=1) // processes))
+        threads = max(1, section.int("threads", lo=1) // processes)
+        if threads != torch.get_num_threads():  # set only to change it: an explicit set changes how MKL threads
+            torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 
