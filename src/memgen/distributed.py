@@ -44,8 +44,8 @@ def pin_threads(params):
     """torch's threads in this process from params `parallel.threads`, the threads a stage uses in all,
     split evenly over its processes (null: torch's own choice, the machine's core count). On a CPU the
     bytes a run writes follow its thread count (a reduction splits differently), not the machine's load
-    (measured: identical under 3 competing processes): pinned, a run is the same on a busy machine and
-    on a bigger one of the same CPU type. Returns the count."""
+    (measured: identical under 3 competing processes), so the count is a param, not the machine's. A
+    forward pass can still round differently between processes (~1e-5; README "Same bytes"). Returns the count."""
     section = params.section("parallel") if params.raw("parallel", None) is not None else None
     if section is not None and section.raw("threads", None) is not None:
         processes = int(os.environ.get("WORLD_SIZE", 1)) if launched() else 1
