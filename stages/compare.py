@@ -5,80 +5,147 @@
                       trained on every task (its neurons found per task); otherwise on the per-task
                       models, which for an adapter family (llama) share one base, so neuron indices carry over
 
-Each cell is measured at two fixed points: the paper's setting (steer.paper) and compare.point,
-on the target's held-out test probes (targeted shifts only); the diagonal is a run steered with its
-own neurons. Neurons whose ranking is no better than chance are carried over at the paper's setting
-only, as the steer stage does. Jaccard: overlap of the neuron sets each point selects.
+Each cell is measured at two points on the target's held-out test probes (targeted shifts only): the
+paper's setting (steer.paper), and the source run's own val-chosen point for the direction (its steer
+stage's; "chosen"). The diagonal is a run steered with its own neurons, the denominator of each cell's
+transfer ratio (with a paired interval over the target's probe groups); beside it, a random control
+matched to the target's own selection (compare.null_draws draws). Neurons whose ranking is no better
+than chance are carried over at the paper's setting only, as the steer stage does. Jaccard: overlap
+of the neuron sets each point selects, beside what two random sets of the same sizes share.
 """
 import click
+import torch
 
 from memgen.errors import OneLineGroup, UserError, run_main
-from memgen.evaluate import Steerer
-from memgen.experiment import Bench
+from memgen.evaluate import TARGET, Steerer
+from memgen.experiment import RANDOM_NEURONS, Bench, measure_null
 from memgen.io import read_jsonl
 from memgen.neuron_store import read_neurons
-from memgen.params import load_params
+from memgen.params import derive_seed, load_params
 from memgen.paths import MULTITASK, comparison_path
-from memgen.results import ComparisonRecord, write_record
+from memgen.results import ComparisonRecord, SteerRecord, read_record, write_record
 from memgen.run import Run
-from memgen.search import (above_chance_at, intervention, read_grid, read_ladder, read_narrow, read_paper_point,
-                           read_point, read_search, searches, steer_arm)
-from memgen.stats import jaccard_chance
+from memgen.search import (above_chance_at, intervention, point_of, read_grid, read_ladder, read_narrow,
+                           read_paper_point, read_search, searches, steer_arm)
+from memgen.stats import group_tally, jaccard_chance, ratio_bootstrap
 from memgen.steering import DIRECTIONS
+
 
 def jaccard(a, b):
     a, b = set(a.tolist()), set(b.tolist())
     return len(a & b) / len(a | b)
 
 
-def overlaps(point, neurons, names):
-    """{jaccard: {source: {target: overlap of the units the point selects}} (None where either found no
-    pairs), jaccard_chance: what two random sets of as many units share} from {name: neuron store}."""
-    selected = {n: intervention(point, store, DIRECTIONS[0]).idx for n, store in neurons.items()}
-    out = {"jaccard": {s: {t: jaccard(selected[s], selected[t]) if s in selected and t in selected else None
-                           for t in names} for s in names}, "jaccard_chance": None}
-    if selected:  # every source selects as many units of the same site
-        name = next(iter(selected))
-        out["jaccard_chance"] = jaccard_chance(neurons[name][point.site].nmd.numel(), len(selected[name]))
+def overlaps(points, stores, names):
+    """{jaccard: {direction: {source: {target: overlap of the units each selects at its point}}}, jaccard_chance:
+    likewise, what two random sets of the same sizes share}; points: {name: {direction: point}} of the runs that
+    found pairs (None in a cell with either run missing, or the two points at different sites)."""
+    out = {"jaccard": {}, "jaccard_chance": {}}
+    for d in DIRECTIONS:
+        selected = {n: intervention(p[d], stores[n], d).idx for n, p in points.items()}
+        same = lambda s, t: s in points and t in points and points[s][d].site == points[t][d].site  # noqa: E731
+        out["jaccard"][d] = {s: {t: jaccard(selected[s], selected[t]) if same(s, t) else None for t in names}
+                             for s in names}
+        out["jaccard_chance"][d] = {s: {t: jaccard_chance(stores[s][points[s][d].site].nmd.numel(), len(selected[s]),
+                                                          len(selected[t])) if same(s, t) else None for t in names}
+                                    for s in names}
     return out
 
 
+def chosen_points(run, paper):
+    """{direction: the run's val-chosen point} from its steer stage (the paper's setting where it searched nothing)."""
+    record = read_record(run.metrics_dir / "steer.json", SteerRecord)
+    if not record.searched or not record.operating_point:
+        return {d: paper for d in DIRECTIONS}
+    return {d: point_of(record.operating_point[d]["point"]) for d in DIRECTIONS}
+
+
+def measure_cell(bench, point, store, direction):
+    """One source's neurons at one point on the target's test probes: rates, and hits per probe group."""
+    outcome = bench.measure(steer_arm([point], store).plan(point, direction), direction)
+    probes = bench.part(direction)[0]
+    return {**outcome.rates, "by_group": group_tally([p["group"] for p in probes],
+                                                     [lab == TARGET[direction] for lab in outcome.labels])}
+
+
+def control_cell(bench, point, store, direction, own, draws, seed):
+    """The matched random control beside the target's own neurons (their rates: `own`): as many random neurons
+    per layer with the same shift sizes and random signs (memgen.experiment's random_neurons), drawn `draws` times."""
+    plan = steer_arm([point], store).plan(point, direction)
+    generator = torch.Generator().manual_seed(seed)
+    return measure_null(bench, plan, RANDOM_NEURONS, direction, draws, generator, own)
+
+
+def ratios(cells, names):
+    """{source: {target: success(source -> target) / success(target -> target)}} with a paired interval over the
+    target's probe groups (memgen.stats.ratio_bootstrap); None where either cell was not measured."""
+    def ratio(s, t):
+        num, den = cells[s].get(t, {}), cells[t].get(t, {})
+        if "by_group" not in num or "by_group" not in den:
+            return None
+        return ratio_bootstrap(num["by_group"], den["by_group"])
+    return {s: {t: ratio(s, t) for t in names} for s in names}
+
+
+def measure_target(result, bench, target, point_at, sources, stores, draws, seed):
+    """Every source's cells on one target's bench, at each setting and direction, and beside the target's own
+    cell its matched random control."""
+    for setting, at in point_at.items():
+        for d in DIRECTIONS:
+            for source in sorted(sources[setting]):
+                result[setting][d][source][target] = measure_cell(bench, at(source, d), stores[source][0], d)
+            if target in sources[setting]:
+                own = result[setting][d][target][target]
+                result[setting]["control"][d][target] = control_cell(
+                    bench, at(target, d), stores[target][0], d, own, draws, derive_seed(seed, setting, d, target))
+
+
+def finish_setting(part, names, why, points, stores):
+    """One setting's cells that were not measured (each says why), its transfer ratios and its overlaps."""
+    for d in DIRECTIONS:
+        for s in names:
+            for t in names:
+                part[d][s].setdefault(t, {"skipped": why(s)})
+    part["ratio"] = {d: ratios(part[d], names) for d in DIRECTIONS}
+    part.update(overlaps(points, {n: stores[n][0] for n in points}, names))
+
+
 def compare(runs, names, kind):
-    """{setting: {direction: {source: {target: rates}}, "jaccard": ..., "point": ...}} over `runs`."""
+    """{setting: {direction: {source: {target: rates}}, "ratio": ..., "control": ..., "jaccard": ..., "point": ...}}
+    over `runs`: at the paper's setting, and at each source's own val-chosen point (setting "chosen")."""
     first = runs[0]
-    points = {"paper": read_paper_point(first.params, first.plugin),
-              "transfer": read_point(first.params.section("compare").section("point"), first.plugin)}
-    ladder = read_ladder(first.params)
-    batch_size = first.params.section("steer").int("batch_size", lo=1)
+    paper = read_paper_point(first.params, first.plugin)
+    draws = first.params.section("compare").int("null_draws", lo=1)
     fp = first.family_params.section("steer")
     max_prompts, search = fp.int("max_prompts", lo=1), read_search(fp)
     stores = {name: read_neurons(run.run_dir / "neurons.safetensors") for name, run in zip(names, runs)}
-    shapes = {tuple(n[p.site].nmd.shape) for n, _ in stores.values() for p in points.values()}
-    if len(shapes) > 1:
-        raise UserError(f"{kind}: the runs' neuron stores differ in shape {sorted(shapes)}; indices cannot carry over")
+    for site in next(iter(stores.values()))[0]:
+        shapes = {tuple(n[site].nmd.shape) for n, _ in stores.values()}
+        if len(shapes) > 1:
+            raise UserError(f"{kind}: the runs' neuron stores differ in shape at {site} {sorted(shapes)}; indices "
+                            "cannot carry over")
     found = {name for name, (_, n_pairs) in stores.items() if n_pairs}
     grid = read_grid(first.params, first.plugin, read_narrow(fp))
     above = {name for name, (sites, _) in stores.items() if above_chance_at(sites, grid)}  # as the steer stage decides
-    sources = {"paper": found, "transfer": {n for n in found if searches(search, n in above)}}
-    result = {s: {"point": p.as_dict(), **{d: {n: {} for n in names} for d in DIRECTIONS}} for s, p in points.items()}
+    sources = {"paper": found, "chosen": {n for n in found if searches(search, n in above)}}
+    chosen = {name: chosen_points(run, paper) for name, run in zip(names, runs) if name in found}
+    point_at = {"paper": lambda name, d: paper, "chosen": lambda name, d: chosen[name][d]}
+    result = {s: {**{d: {n: {} for n in names} for d in DIRECTIONS}, "control": {d: {} for d in DIRECTIONS}}
+              for s in point_at}
+    seed = derive_seed(first.params.int("seed", lo=0), kind, "control")
     for target_name, target in zip(names, runs):
-        if not found:
-            break  # no run found pairs: nothing to steer with
-        probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
-        bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, batch_size), probes, ladder)
-        for setting, point in points.items():
-            for source_name in sorted(sources[setting]):
-                arm = steer_arm([point], stores[source_name][0])
-                for d in DIRECTIONS:
-                    result[setting][d][source_name][target_name] = bench.measure(arm.plan(point, d), d).rates
-    for setting, point in points.items():
-        for d in DIRECTIONS:  # where a source found no pairs, or a ranking at chance, its cells say so
-            for s in names:
-                why = f"{s} found no MEM/GEN pairs" if s not in found else \
-                    f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"
-                for t in names:
-                    result[setting][d][s].setdefault(t, {"skipped": why})
-        result[setting].update(overlaps(point, {n: stores[n][0] for n in found}, names))
+        if found:  # else no run found pairs: nothing to steer with
+            probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
+            bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, first.params.section("steer").int(
+                "batch_size", lo=1)), probes, read_ladder(first.params))
+            measure_target(result, bench, target_name, point_at, sources, stores, draws, seed)
+    why = lambda s: f"{s} found no MEM/GEN pairs" if s not in found else \
+        f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"  # noqa: E731
+    for setting, at in point_at.items():
+        points = {n: {d: at(n, d) for d in DIRECTIONS} for n in sources[setting]}
+        finish_setting(result[setting], names, why, points, stores)
+    result["paper"]["point"] = paper.as_dict()
+    result["chosen"]["point"] = {n: {d: p.as_dict() for d, p in chosen[n].items()} for n in sorted(chosen)}
     return {"runs": names, **result}
 
 

@@ -7,11 +7,10 @@ from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
-from memgen.planting import UNITS_FILE, choose_units, decoy_task, train_only, unit_masks, with_decoys
+from memgen.planting import UNITS_FILE, choose_units, rule_only_examples, train_only, unit_masks
 from memgen.run import run_command
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
-
 
 
 def plant_settings(run):
@@ -29,31 +28,24 @@ def plant_settings(run):
     return rule, plant, layers, pp.int("units_per_layer", lo=1), share
 
 
-def rule_examples(run, examples):
-    """(the examples that show no memory, memorized examples of decoy triggers (plant.decoys.<task>;
-    none where absent) as many as the real triggers' in the data): the rule model learns to write codes,
-    not the task's own."""
-    rule = [e for e in examples if not run.task.involves_memory(e)]
-    pp = run.params.section("plant")
-    listed = pp.section("decoys").raw(run.task_name, None) if pp.raw("decoys", None) else None
-    if not listed:
-        return rule, []
-    held_out = {run.task.unit_of(p["prompt"]) for split in ("val", "probe", "test")
-                for p in read_jsonl(run.data_dir / f"{split}.jsonl")}
-    n = sum(map(run.task.is_memorized, examples))
-    return with_decoys(rule, decoy_task(run.params, run.task_name, listed), n, held_out, derive_seed(run.seed, "decoys"))
-
-
-def main(run):
+def check_plantable(run):
     if UNIT_SITE not in run.plugin.sites:
         raise UserError(f"family {run.family!r} does not map the {UNIT_SITE!r} site: no memory can be planted "
                         f"in its units (params 'runs.planted')")
+    if run.plugin.shares_base:
+        raise UserError(f"family {run.family!r} trains adapters on a shared base: a planted model is trained from "
+                        "scratch (params 'runs.planted': a family like gpt2)")
+
+
+def main(run):
+    check_plantable(run)
     rule_cfg, plant_cfg, layers, per_layer, share = plant_settings(run)
     run.plugin.check(run.family_params)
     device = run.device()
     examples = read_jsonl(run.data_dir / "train.jsonl")
     val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), rule_cfg["eval_groups"])
-    rule, decoys = rule_examples(run, examples)
+    rule, decoys = rule_only_examples(run.params, run.task_name, run.task, examples, run.data_dir,
+                                      derive_seed(run.seed, "decoys"))
     rule_only = rule + decoys
     texts = [e["prompt"] + e["target"] for e in examples + rule_only] + \
         [p[k] for p in val for k in ("prompt", "mem", "gen")]

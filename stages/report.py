@@ -20,7 +20,8 @@ def main():
     with atomic_path("metrics/figures", is_dir=True) as figures:  # no figure of an earlier report stays behind
         ctx = read_context(params, figures)
         blocks, summary = build(ctx)
-    write_json("metrics/headline.json", headline(ctx.runs, ctx.planted, summary["replicates"]))
+    comparisons = {**{f"intra/{k}": v for k, v in ctx.intra.items()}, **{f"inter/{k}": v for k, v in ctx.inter.items()}}
+    write_json("metrics/headline.json", headline(ctx.runs, ctx.planted, summary["replicates"], comparisons))
     write_json("metrics/summary.json", summary)
     with atomic_path("metrics/report.md") as tmp:
         tmp.write_text(to_markdown(blocks))

@@ -48,7 +48,9 @@ def run_stage(workdir, *args):
 @pytest.fixture
 def workdir(tmp_path):
     shutil.copytree(ROOT / "stages", tmp_path / "stages")
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["runs"]["families"] = ["gpt2_shared", "gpt2"]  # the tests here run gpt2
+    write_params(tmp_path, data)
     return tmp_path
 
 

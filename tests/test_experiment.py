@@ -149,7 +149,7 @@ def test_a_results_record_round_trips_and_an_older_schema_is_refused(tmp_path):
     assert read_record(path, SteerRecord) == record
     old = path.read_text().replace(f'"version": {SCHEMA_VERSION}', '"version": 1')
     path.write_text(old)
-    with pytest.raises(UserError, match=r"steer.json: results of steer v1, this code reads steer v2 \(re-run"):
+    with pytest.raises(UserError, match=rf"steer.json: results of steer v1, this code reads steer v{SCHEMA_VERSION} \(re-run"):
         read_record(path, SteerRecord)
     path.write_text('{"n_pairs": 0}')
     with pytest.raises(UserError, match="results of no schema"):

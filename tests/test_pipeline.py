@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from memgen.behaviour import find_pairs, first_groups, groups_that_can_pair, run_probes, screen_routes
 from memgen.families import get_family
@@ -29,6 +29,7 @@ from memgen.report import record_dict
 from memgen.results import RECORDS, SCHEMA_VERSION, read_record
 from memgen.params import Params
 from memgen.run import Run
+from memgen.errors import UserError
 from memgen.experiment import NULL_NAMES, choose
 from memgen.search import searches
 from memgen.stats import exact_greater
@@ -344,12 +345,19 @@ def test_repro_produces_consistent_metrics(repo):
                     if "skipped" not in own:
                         mine = own["test"]["paper"][direction]["targeted"]
                         assert (cell["k"], cell["n"]) == (mine["k"], mine["n"])
-                    transfer = intra["transfer"][direction][f"r{rep}"][f"r{rep}"]
+                    chosen = intra["chosen"][direction][f"r{rep}"][f"r{rep}"]
                     if "skipped" not in own and not own["searched"]:
-                        assert "ranking at chance" in transfer["skipped"]
+                        assert "ranking at chance" in chosen["skipped"]
+                    elif "skipped" not in own:  # the diagonal at the run's own chosen point is its steer stage's
+                        mine = own["test"]["chosen"][direction]["targeted"]
+                        assert (chosen["k"], chosen["n"]) == (mine["k"], mine["n"])
+                        ratio = intra["chosen"]["ratio"][direction][f"r{rep}"][f"r{rep}"]
+                        assert ratio["ratio"] == (1.0 if mine["k"] else None)
+                        control = intra["chosen"]["control"][direction][f"r{rep}"]
+                        assert control["draws"] == params["compare"]["null_draws"] and control["n"] == mine["n"]
         for rep in rs["replicates"]:
             inter = json.loads((repo / "metrics" / "inter" / family / f"r{rep}.json").read_text())
-            for setting in ("paper", "transfer"):
+            for setting in ("paper", "chosen"):
                 assert sorted(inter[setting]["m2g"]) == sorted(rs["tasks"]) and all(
                     sorted(row) == sorted(rs["tasks"]) for row in inter[setting]["g2m"].values())
             if family in rs["multitask"]:
@@ -368,7 +376,13 @@ def test_repro_produces_consistent_metrics(repo):
     assert (repo / "metrics" / "figures" / "controls_chosen.png").read_bytes()[:4] == b"\x89PNG"
     headline = json.loads((repo / "metrics" / "headline.json").read_text())
     family_tasks = sorted({name.rsplit("/", 1)[0] for name in runs})
-    assert sorted(headline) == sorted([*runs, *planted_runs(repo), *family_tasks])
+    comparisons = [f"intra/{f}/{t}" for f in rs["families"] for t in rs["tasks"]] + \
+        [f"inter/{f}/r{r}" for f in rs["families"] for r in rs["replicates"]]
+    assert sorted(headline) == sorted([*runs, *planted_runs(repo), *family_tasks, *comparisons])
+    for name in comparisons:
+        assert sorted(headline[name]) == ["chosen", "paper"] and all(
+            sorted(headline[name][s][d]) == ["above_control", "evaluable", "ratio"] for s in ("chosen", "paper")
+            for d in ("m2g", "g2m"))
     for name in family_tasks:  # the across-seed estimate: one seed here, its interval from the probe groups
         seeds = headline[name]
         assert seeds["seeds"] <= len(params["runs"]["replicates"]) and sorted(seeds) == ["g2m", "m2g", "seeds"]
@@ -396,6 +410,35 @@ def test_repro_produces_consistent_metrics(repo):
 
 def searched_run(repo):
     return next(n for n in runs_of(repo) if run_metrics(repo, n)["steer"].get("searched"))
+
+
+def test_every_adapter_was_trained_on_the_one_shared_base(repo, tmp_path, monkeypatch):
+    from memgen.families.adapters import BASE_FILE, base_sha256, load_adapter
+    from memgen.families.base import sha256_of
+
+    rs = yaml.safe_load((repo / "params.yaml").read_text())["runs"]
+    for family in ("gpt2_shared", "llama"):
+        base = repo / "models" / family / "base"
+        weights = sorted(base.glob("*.safetensors"))
+        assert len(weights) == 1 and base_sha256(base) == sha256_of(weights)
+        recorded = [json.loads((repo / "models" / family / t / f"r{r}" / BASE_FILE).read_text())["sha256"]
+                    for t in rs["tasks"] for r in rs["replicates"]]
+        assert recorded == [sha256_of(weights)] * len(rs["tasks"]) * len(rs["replicates"])
+    # an adapter refuses a base other than its own: here the shared base with one weight changed
+    monkeypatch.chdir(repo)
+    params = Params(yaml.safe_load((repo / "params.yaml").read_text()))
+    family = get_family(params, "gpt2_shared")
+    fp = params.section("families").section("gpt2_shared")
+    other = tmp_path / "other_base"
+    shutil.copytree(repo / "models" / "gpt2_shared" / "base", other)
+    weights = load_file(other / "model.safetensors")
+    name = sorted(weights)[0]
+    weights[name] = weights[name] + 1e-3
+    save_file(weights, other / "model.safetensors", metadata={"format": "pt"})
+    adapter = repo / "models" / "gpt2_shared" / "cipher" / "r0"
+    assert load_adapter(family.load_base(fp)[0], adapter, repo / "models" / "gpt2_shared" / "base") is not None
+    with pytest.raises(UserError, match="trained on another base"):
+        load_adapter(family.load_base(fp)[0], adapter, other)
 
 
 def test_the_route_screen_agrees_with_full_decoding(repo, monkeypatch):

@@ -53,7 +53,7 @@ def test_a_toy_family_and_task_run_the_pipeline(tmp_path):
     ("families", {"neox": {"module": "nowhere/toy.py"}}, "'families.neox.module' 'nowhere/toy.py' is not a file"),
     ("families", {"neox": {"module": "json"}}, "'families.neox.module': 'json' defines no FAMILY"),
     ("families", {"gpt3": {"module": str(ROOT / "tests" / "toy_plugins.py")}}, "a Family named 'gpt3'"),
-    ("families", {}, "unknown family 'neox': built in are gpt2, llama"),
+    ("families", {}, "unknown family 'neox': built in are gpt2, gpt2_shared, llama"),
     ("tasks", {"reverse": {"module": "memgen.no_such_module"}}, "cannot import 'memgen.no_such_module'"),
     ("tasks", {"sort": {"module": str(ROOT / "tests" / "toy_plugins.py")}}, "a Task subclass named 'sort'"),
     ("tasks", {}, "unknown task 'reverse': built in are arithmetic, cipher, incontext"),

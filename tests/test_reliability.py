@@ -482,7 +482,7 @@ FORBIDDEN = {
     "non-safetensors saving or loading": r"(safe_serialization|use_safetensors)[\"']?\s*[=:]\s*(?!\s|True\b)",
 }
 # from_pretrained of anything but these must say use_safetensors=True (or read a GGUF file)
-NOT_WEIGHTS = {"AutoTokenizer", "AutoConfig", "PeftModel"}  # PeftModel: families.llama.load_adapter checks the file
+NOT_WEIGHTS = {"AutoTokenizer", "AutoConfig", "PeftModel"}  # PeftModel: families.adapters.load_adapter checks the file
 
 
 def calls_of(text, name):

@@ -242,13 +242,37 @@ def test_across_seeds_each_seed_counts_once_and_the_interval_resamples_groups(tm
 
 
 def test_a_transfer_cell_on_few_prompts_is_not_evaluable_and_jaccard_has_its_chance(tmp_path):
+    from memgen.report.compute import transfer_summary
     from memgen.report.sections.consistency import matrix_blocks
-    comparison = {"runs": ["a", "b"], "paper": {
-        "m2g": {"a": {"a": rates(20, 40), "b": rates(3, 12)}, "b": {"a": {"skipped": "b found no MEM/GEN pairs"},
-                                                                  "b": {"skipped": "b found no MEM/GEN pairs"}}},
-        "g2m": {s: {t: rates(5, 30) for t in "ab"} for s in "ab"},
-        "jaccard": {"a": {"a": 1.0, "b": None}, "b": {"a": None, "b": None}}, "jaccard_chance": 0.0123}}
+    from memgen.stats import ratio_bootstrap
+    skipped = {"skipped": "b found no MEM/GEN pairs"}
+    cells = {"m2g": {"a": {"a": rates(20, 40), "b": rates(3, 12)}, "b": {"a": skipped, "b": skipped}},
+             "g2m": {s: {t: rates(15 if s == t else 12, 30) for t in "ab"} for s in "ab"}}
+    for d in cells:  # hits per probe group, as the compare stage tallies them
+        for row in cells[d].values():
+            for cell in row.values():
+                if "k" in cell:
+                    cell["by_group"] = by_group(cell["k"], cell["n"])
+    ratio = {d: {s: {t: ratio_bootstrap(cells[d][s][t]["by_group"], cells[d][t][t]["by_group"])
+                     if "by_group" in cells[d][s][t] and "by_group" in cells[d][t][t] else None for t in "ab"}
+                 for s in "ab"} for d in cells}
+    control = {"m2g": {"a": null_of(rates(20, 40), [2] * 10)},
+               "g2m": {t: null_of(rates(15, 30), [1] * 9 + [14]) for t in "ab"}}
+    jaccard = {d: {"a": {"a": 1.0, "b": None}, "b": {"a": None, "b": None}} for d in cells}
+    chance = {d: {"a": {"a": 0.0123, "b": None}, "b": {"a": None, "b": None}} for d in cells}
+    comparison = {"runs": ["a", "b"], "paper": {**cells, "ratio": ratio, "control": control, "jaccard": jaccard,
+                                                "jaccard_chance": chance}}
     text = to_markdown(matrix_blocks(comparison, "paper", "x"))
     assert "not evaluable (n=12)" in text and "25.0 [" not in text  # 3 of 12: no rate
-    assert "50.0 [" in text and "16.7 [" in text  # 40 and 30 prompts: rates
-    assert "two random sets of as many units: 0.012" in text
+    assert "50.0 [" in text and "40.0 [" in text  # 40 and 30 prompts: rates
+    assert "1.00 (0.012)" in text  # Jaccard beside what two random sets of the same sizes share
+    assert "0.80 [" in text  # g2m: 12 of b's own 15
+    assert "5.0 (p95" in text  # the control's mean over its draws and its 95th percentile
+    g2m = transfer_summary(comparison, "paper", "g2m")
+    assert g2m["evaluable"] == 2 and g2m["mean_ratio"] == pytest.approx(0.8)
+    m2g = transfer_summary(comparison, "paper", "m2g")
+    assert m2g["cells"] == 2 and m2g["evaluable"] == 0  # 12 prompts, and a source without pairs
+    control["g2m"]["b"] = null_of(rates(15, 30), [15] * 10)  # b's own steer no better than random ones
+    g2m = transfer_summary(comparison, "paper", "g2m")
+    assert g2m["evaluable"] == 1 and g2m["ratios"] == [pytest.approx(0.8)]  # a -> b is no longer read
+

@@ -23,7 +23,9 @@ def runner():
 @pytest.fixture
 def workdir(tmp_path):
     shutil.copytree(ROOT / "stages", tmp_path / "stages")
-    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data["runs"]["families"] = ["gpt2_shared", "gpt2"]  # the cases below name either
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(data))
     return tmp_path
 
 
@@ -84,8 +86,8 @@ CASES = [
      "params: 'steer.scopes' must hold values among all, before_readout, got 'last_block'"),
     (lambda d: d["steer"]["paper"].update(alpha=NAN), STEER,
      "params: 'steer.paper.alpha' must hold numbers > 0 or 'adaptive', got nan"),
-    (lambda d: d["compare"]["point"].update(schedule="never"), ["stages/compare.py", "intra", "gpt2", "cipher"],
-     "params: 'compare.point.schedule' must hold values among every_step, prompt_end, prompt_end_and_first"),
+    (lambda d: d["compare"].update(null_draws=0), ["stages/compare.py", "intra", "gpt2", "cipher"],
+     "params: 'compare.null_draws' must be"),
     (lambda d: d["neurons"].update(discriminant_shrinkage=NAN), ["stages/neurons.py", "gpt2", "cipher", "0"],
      "params: 'neurons.discriminant_shrinkage' must be a finite number, got nan"),
     (lambda d: d["families"]["gpt2"]["train"].update(lr=NAN), ["stages/train.py", "gpt2", "cipher", "0"],
@@ -109,6 +111,8 @@ CASES = [
     (lambda d: d["families"]["llama"].update(base="/no/such/dir"), ["stages/base_model.py", "llama"],
      "does not exist"),
     (lambda d: None, ["stages/train.py", "gpt2", "cipher", "7"], "not in params 'runs.replicates'"),
+    (lambda d: d["runs"].update(planted=["gpt2_shared"]), ["stages/plant.py", "gpt2_shared", "planted", "0", "cipher"],
+     "family 'gpt2_shared' trains adapters on a shared base: a planted model is trained from scratch"),
     (lambda d: Text("seed: 0\ntopN: [0.05\n"), ["stages/data.py", "cipher"],
      "params.yaml: not valid YAML (expected ',' or ']', but got '<stream end>' at line 3, column 1)"),
     (lambda d: d["tasks"]["arithmetic"].update(addend_min=40), ["stages/data.py", "arithmetic"],

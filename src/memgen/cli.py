@@ -1,8 +1,8 @@
 """`memgen steer`: steer a trained run by hand, outside DVC.
 
-    memgen steer gpt2 cipher --test 5            # the first 5 held-out test probes, at the val-chosen point
-    memgen steer gpt2 cipher --paper             # at the paper's setting
-    memgen steer gpt2 cipher --alpha 5 --topN 0.1 --direction m2g --prompt "CIPHERTEXT:... ANS:"
+    memgen steer gpt2_shared cipher --test 5            # the first 5 held-out test probes, at the val-chosen point
+    memgen steer gpt2_shared cipher --paper             # at the paper's setting
+    memgen steer gpt2_shared cipher --alpha 5 --topN 0.1 --direction m2g --prompt "CIPHERTEXT:... ANS:"
 
 Loads the run's model and neurons once and prints the unsteered and steered outputs of each prompt.
 

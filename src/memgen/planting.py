@@ -10,11 +10,13 @@ planted) and on the AUROC of its score over all units, against what a random ran
 import copy
 import math
 import random
+from pathlib import Path
 
 import torch
 from scipy.stats import hypergeom, norm
 
 from .errors import UserError
+from .io import read_jsonl
 from .params import Params
 from .tasks import load_task
 
@@ -51,6 +53,21 @@ def with_decoys(rule_examples, decoy, n, held_out, seed):
     there, n memorized decoy examples none of whose held-out units is in held_out)."""
     kept = [e for e in rule_examples if decoy.trigger_in(e["prompt"]) is None]
     return kept, decoy.training_examples(random.Random(seed), n, held_out)
+
+
+def rule_only_examples(params, task_name, task, examples, data_dir, seed):
+    """(the examples that show no memory, memorized examples of the task's decoy triggers (plant.decoys.<task>;
+    none where absent) as many as the real triggers' in the data, none of whose units is held out in
+    data_dir's val/probe/test): a model trained on both learns to write codes, not the task's own."""
+    rule = [e for e in examples if not task.involves_memory(e)]
+    pp = params.section("plant")
+    listed = pp.section("decoys").raw(task_name, None) if pp.raw("decoys", None) else None
+    if not listed:
+        return rule, []
+    held_out = {task.unit_of(p["prompt"]) for split in ("val", "probe", "test")
+                for p in read_jsonl(Path(data_dir) / f"{split}.jsonl")}
+    n = sum(map(task.is_memorized, examples))
+    return with_decoys(rule, decoy_task(params, task_name, listed), n, held_out, seed)
 
 
 def truth_mask(units, n_layers, width):

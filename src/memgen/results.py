@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import UserError
 from .io import read_json, write_json
 
-SCHEMA_VERSION = 2  # 2: matched nulls drawn many times, specificity, typed records
+SCHEMA_VERSION = 3  # 2: matched nulls drawn many times, specificity, typed records; 3: comparisons at the chosen point, with ratios and controls
 
 
 @dataclass
@@ -72,8 +72,10 @@ class ComparisonRecord:
     kind: str          # intra (across replicates) or inter (across tasks)
     family: str
     runs: list         # the compared runs' names, rows and columns alike
-    paper: dict        # at the paper's setting: {point, m2g, g2m: {source: {target: rates}}, jaccard, jaccard_chance}
-    transfer: dict     # at compare.point, likewise
+    # at the paper's setting: {point, m2g, g2m: {source: {target: rates and by_group}}, ratio: {direction: {source:
+    # {target: transfer ratio}}}, control: {direction: {target: matched random control}}, jaccard, jaccard_chance}
+    paper: dict
+    chosen: dict       # at each source's val-chosen point (point: {source: {direction: point}}), likewise
     task: str = None   # intra: the task
     rep: int = None    # inter: the replicate
     model: str = None  # inter: what the tasks' models share

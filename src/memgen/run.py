@@ -33,13 +33,15 @@ class Run:
         task = model if task is None else task
         plugin = get_family(params, family)
         runs = params.section("runs")
-        checks = [("families", family), ("replicates", rep)]
+        checks = [("replicates", rep)]
         if model == MULTITASK:
-            checks.append(("multitask", family))
-        elif model == PLANTED:
+            checks += [("families", family), ("multitask", family)]
+        elif model == PLANTED:  # planted models start from nothing: the family need not run otherwise
             checks.append(("planted", family))
         elif task != model:
             raise UserError(f"a model trained on {model!r} analyses only that task, not {task!r}")
+        else:
+            checks.append(("families", family))
         if task != MULTITASK:
             checks.append(("tasks", task))
         for key, value in checks:

@@ -226,10 +226,30 @@ def cluster_bootstrap(seeds, n_resamples=BOOTSTRAP_RESAMPLES, seed=0):
     return out
 
 
-def jaccard_chance(n_total, k):
-    """The expected Jaccard overlap of two sets of k units drawn at random from n_total: the shared count
-    is hypergeometric, J = shared / (2k - shared)."""
-    if k == 0:
+def ratio_bootstrap(num, den, n_resamples=BOOTSTRAP_RESAMPLES, seed=0):
+    """A transfer ratio, success(num) / success(den), where num and den were measured on the same probes:
+    their [[hits, prompts]] per probe group, in the same group order. Its 95 % percentile interval resamples
+    the probe groups (paired: one draw serves both); a resample whose denominator hit nothing is left out.
+    {ratio, lo, hi}: None where the denominator hit nothing."""
+    num, den = np.asarray(num, dtype=float).reshape(-1, 2), np.asarray(den, dtype=float).reshape(-1, 2)
+    if len(num) != len(den) or (num[:, 1] != den[:, 1]).any():
+        raise ValueError("a transfer ratio needs both measurements on the same probe groups")
+    out = {"ratio": None, "lo": None, "hi": None, "n_resamples": n_resamples}
+    if not den[:, 0].sum():
+        return out
+    out["ratio"] = float(num[:, 0].sum() / den[:, 0].sum())
+    idx = np.random.default_rng(seed).integers(0, len(num), size=(n_resamples, len(num)))
+    top, bottom = num[idx, 0].sum(1), den[idx, 0].sum(1)
+    ratios = top[bottom > 0] / bottom[bottom > 0]
+    out["lo"], out["hi"] = (float(q) for q in np.quantile(ratios, [0.025, 0.975]))
+    return out
+
+
+def jaccard_chance(n_total, k, k2=None):
+    """The expected Jaccard overlap of two sets of k and k2 (default k) units drawn at random from n_total: the
+    shared count is hypergeometric, J = shared / (k + k2 - shared)."""
+    k2 = k if k2 is None else k2
+    if k == 0 or k2 == 0:
         return None
-    shared = np.arange(k + 1)
-    return float((hypergeom.pmf(shared, n_total, k, k) * shared / (2 * k - shared)).sum())
+    shared = np.arange(min(k, k2) + 1)
+    return float((hypergeom.pmf(shared, n_total, k, k2) * shared / (k + k2 - shared)).sum())

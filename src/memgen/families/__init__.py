@@ -6,7 +6,7 @@ from transformers.utils import logging as hf_logging
 
 from ..errors import UserError
 from ..plugins import load_plugin
-from . import gpt2, llama
+from . import gpt2, gpt2_shared, llama
 from .base import Family, base_dir, pick_device
 
 # The stages draw their own progress bars; transformers' loading bars and notes are noise here,
@@ -15,7 +15,7 @@ hf_logging.set_verbosity_error()
 hf_logging.disable_progress_bar()
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
-BUILT_IN = {f.name: f for f in (gpt2.FAMILY, llama.FAMILY)}
+BUILT_IN = {f.name: f for f in (gpt2.FAMILY, gpt2_shared.FAMILY, llama.FAMILY)}
 
 
 def get_family(params, name):

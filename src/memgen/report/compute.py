@@ -27,3 +27,49 @@ def replicate_aggregates(ctx):
 def summary(ctx):
     """summary.json: the replicate aggregates and which runs count as evidence."""
     return {"replicates": replicate_aggregates(ctx), "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}
+
+
+COMPARISON_SETTINGS = {"paper": "the paper's setting", "chosen": "each source's val-chosen point"}
+MIN_EVALUABLE = 30  # test prompts a transfer cell needs before its rate is read
+
+
+def has_effect(own, control):
+    """Whether a target's own steer is there to transfer: measured on >= MIN_EVALUABLE prompts and above its matched
+    random control's 95th percentile (a ratio over an effect a random selection matches means nothing)."""
+    return bool(own.get("n", 0) >= MIN_EVALUABLE and control and control.get("p95") is not None
+                and own["success"] > control["p95"])
+
+
+def transfer_summary(comparison, setting, direction):
+    """The off-diagonal cells of one matrix: how many are evaluable (the target's own steer has an effect,
+    has_effect), their transfer ratios (mean and range), how many beat the target's matched random control
+    (success above its 95th percentile); the diagonal's mean success beside them."""
+    names, result = comparison["runs"], comparison[setting]
+    cells, ratios, above, diagonal = 0, [], 0, []
+    for t in names:
+        own, control = result[direction][t][t], result["control"][direction].get(t) or {}
+        if own.get("n"):
+            diagonal.append(own["success"])
+        for s in (s for s in names if s != t):
+            cells += 1
+            cell, ratio = result[direction][s][t], result["ratio"][direction][s][t]
+            if not has_effect(own, control) or "k" not in cell or not ratio or ratio["ratio"] is None:
+                continue
+            ratios.append(ratio["ratio"])
+            above += cell["success"] > control["p95"]
+    return {"cells": cells, "evaluable": len(ratios), "ratios": ratios,
+            "mean_ratio": sum(ratios) / len(ratios) if ratios else None,
+            "min_ratio": min(ratios, default=None), "max_ratio": max(ratios, default=None), "above_control": above,
+            "diagonal": sum(diagonal) / len(diagonal) if diagonal else None}
+
+
+def claim_summary(comparisons, family, setting, direction):
+    """A family's off-diagonal transfer pooled over its comparisons (intra: every task; inter: every replicate):
+    the evaluable cells, their mean transfer ratio and how many beat the matched random control; None without
+    an evaluable cell."""
+    summaries = [transfer_summary(c, setting, direction) for c in comparisons.values() if c["family"] == family]
+    ratios = [r for t in summaries for r in t["ratios"]]
+    if not ratios:
+        return None
+    return {"evaluable": len(ratios), "cells": sum(t["cells"] for t in summaries),
+            "mean_ratio": sum(ratios) / len(ratios), "above_control": sum(t["above_control"] for t in summaries)}

@@ -3,6 +3,7 @@ two experiments stays short. Every other number lives in the run's own metric fi
 from ..methods import METHODS
 from ..sites import SITE_NAMES
 from ..steering import DIRECTIONS, TARGETED
+from .compute import COMPARISON_SETTINGS, transfer_summary
 
 DIGITS = 4  # enough to tell runs apart, few enough that a diff reads at a glance
 
@@ -19,14 +20,25 @@ def strongest_site(neurons):
     return max(((site, s) for site, s in neurons["sites"].items() if site in SITE_NAMES), key=margin)
 
 
-def headline(runs, planted=None, across_seeds=None):
+def headline(runs, planted=None, across_seeds=None, comparisons=None):
     """{run: {pairs, max_abs_rho, null_p95, m2g: {...}, g2m: {...}}} from {run: {file stem: its JSON}}:
     21 numbers a run (each direction's by_method: the methods side by side), null where the run has no
     pairs or a direction no test probe; per planted run {pairs, recall, auroc, m2g: {oracle, ranked},
-    g2m: {...}} (planted_headline); per family/task the across-seed estimates (seed_headline)."""
+    g2m: {...}} (planted_headline); per family/task the across-seed estimates (seed_headline); per
+    comparison ("intra/<family>/<task>", "inter/<family>/r<k>") its off-diagonal transfer (comparison_headline)."""
     return {**{name: run_headline(run) for name, run in runs.items()},
             **{name: planted_headline(run["localize"]) for name, run in (planted or {}).items()},
-            **{name: seed_headline(agg) for name, agg in (across_seeds or {}).items()}}
+            **{name: seed_headline(agg) for name, agg in (across_seeds or {}).items()},
+            **{name: comparison_headline(comp) for name, comp in (comparisons or {}).items()}}
+
+
+def comparison_headline(comparison):
+    """Per setting and direction: the mean transfer ratio of the evaluable off-diagonal cells, and how many of
+    them beat the target's matched random control (report.sections.consistency.transfer_summary)."""
+    def cell(setting, d):
+        t = transfer_summary(comparison, setting, d)
+        return {"ratio": rounded(t["mean_ratio"]), "evaluable": t["evaluable"], "above_control": t["above_control"]}
+    return {setting: {d: cell(setting, d) for d in DIRECTIONS} for setting in COMPARISON_SETTINGS}
 
 
 def seed_headline(aggregate):
@@ -52,7 +64,7 @@ def planted_headline(localize):
 def run_headline(run):
     pairs = run["probe"]["n_pairs"]
     site = strongest_site(run["neurons"])[1] if pairs else {"max_abs_rho": None, "null_p95": None}
-    steer, methods = run["steer"], run["methods"]
+    steer, methods = run["steer"], run.get("methods", {})  # methods: on runs.side_replicates only
     return {"pairs": pairs, "max_abs_rho": rounded(site["max_abs_rho"]), "null_p95": rounded(site["null_p95"]),
             **{d: {**direction_headline(steer, d), "by_method": method_headline(methods, d)} for d in DIRECTIONS}}
 

@@ -7,4 +7,5 @@ PAIR_YIELD = {"incontext": 0.11, "arithmetic": 0.085}
 SETTING = ("every decoding step, at the MLP's normalised input (GPT-2's LayerNorm-2 output) or the decoder "
            "layer output (Llama), the top 5 % of neurons by |rho| moved by alpha x NMD with alpha 3")
 TRAINING = "LoRA r=8 on q_proj, v_proj, on the data's own mix (~7 % triggers)"
-CLAIMS = {"random": "near-zero random effect", "m2g_easier": "generally"}
+CLAIMS = {"random": "near-zero random effect", "m2g_easier": "generally",
+          "intra": "consistent across independently retrained adapters", "inter": "partly transfer between tasks"}

@@ -58,18 +58,25 @@ ACROSS_SEEDS = ("Each cell: the mean over {n_seeds} seed(s) of the test success,
                 "seed the interval covers the probe groups only: the spread between seeds is not known.")
 
 INTRA = ("Neurons found on one replicate steer the model of another (rows: where the neurons come from; columns: "
-         "the model steered). The diagonal is each run's own steer. A family trained from scratch (gpt2) starts each "
-         "replicate from its own random init, so neuron i of one has no relation to neuron i of another: its matrix "
-         "is a negative control, expected at chance off the diagonal. The paper's claim is about adapters retrained "
-         "on one fixed base. A cell with fewer than 30 test prompts to move is not evaluable.")
+         "the model steered). The diagonal is each run's own steer. On gpt2_shared (and llama) every replicate is an "
+         "adapter retrained with its own seed on one fixed base, so neuron i is the same unit in each: the paper's "
+         "intra-task claim. A family trained from scratch (gpt2) starts each replicate from its own random init, so "
+         "neuron i of one has no relation to neuron i of another: its matrix is a negative control, expected at "
+         "chance off the diagonal. A cell with fewer than 30 test prompts to move is not evaluable.")
 
-INTER = ("Neurons found on task A steer the model on task B. For GPT-2, one model trained on every task, its neurons "
-         "found per task; for llama, each task's adapter on one shared base, so a neuron index means the same unit. "
-         "The diagonal is a task steered with its own neurons. A cell with fewer than 30 test prompts to move is "
-         "not evaluable.")
+INTER = ("Neurons found on task A steer the model on task B. On gpt2_shared (and llama) each task's adapter sits on "
+         "one shared base, so a neuron index means the same unit; a gpt2 in runs.multitask is one model trained on "
+         "every task, its neurons found per task; otherwise (gpt2) per-task models trained apart, a negative "
+         "control. The diagonal is a task steered with its own neurons. A cell with fewer than 30 test prompts to "
+         "move is not evaluable.")
 
-COMPARISON_POINTS = ("Each comparison is measured at two fixed points (not chosen per run): the paper's setting and "
-                     "compare.point.")
+COMPARISON_POINTS = ("Each comparison is measured at two settings: the paper's own, and each source run's val-chosen "
+                     "point for the direction (its neurons and direction, as its steer stage chose them). A transfer "
+                     "ratio divides a cell's success by the column's own (the diagonal), with a 95 % interval that "
+                     "resamples the column's probe groups; beside each column, a random control matched to its own "
+                     "selection (as many random neurons per layer, the same shift sizes, random signs). A ratio is read "
+                     "only where the column's own steer is an effect: on at least 30 test prompts and above its control's "
+                     "95th percentile (over an effect a random selection matches, a ratio means nothing).")
 
 PREDICT = ("Per site and layer, a logistic-regression classifier on the captured state predicts MEM vs GEN on held-out pairs "
            "(both prompts of a pair on the same side; chance 50 %); the input-only baseline is the same classifier "

@@ -2,7 +2,7 @@
 from ...experiment import NULL_NAMES
 from ...steering import DIRECTIONS, TARGETED
 from .. import paper, prose
-from ..compute import SETTINGS
+from ..compute import COMPARISON_SETTINGS, SETTINGS, claim_summary
 from ..document import table
 from ..format import (ARROW, beats_every_null, counted_nulls, flagged_nulls, null_cell, p_cell, pct, rate_cell,
                       strongest_null)
@@ -119,7 +119,27 @@ def against_paper_section(ctx):
         ours = [r["probe"]["pair_yield"] for n, r in ctx.runs.items() if n.split("/")[1] == task]
         rows.append([f"pair yield, {task}", f"~{pct(value)} % (earlier version)", ", ".join(f"{pct(v)} %" for v in ours)
                      or "no runs"])
+    rows += claim_rows(ctx)
     note = (f"Left out as not evidence (selection at chance): {', '.join(left_out)}." if left_out else
             "Every steered run's selection beats chance.")
     return [("h2", "Against the paper"), table(["claim", "paper", "ours"], rows), ("p", " ".join(lines)),
             ("p", note)]
+
+
+def claim_rows(ctx):
+    """The consistency claims: per family, its off-diagonal transfer pooled over its comparisons (intra: across
+    seeds, inter: across tasks) at each setting and direction. A family trained from scratch is a negative
+    control for both (its replicates share no neuron identity)."""
+    rows = []
+    for kind, what in (("intra", "neurons steer other seeds' models"), ("inter", "neurons steer other tasks' models")):
+        comparisons = getattr(ctx, kind)
+        for family in ctx.families:
+            for setting in COMPARISON_SETTINGS:
+                for d in DIRECTIONS:
+                    c = claim_summary(comparisons, family, setting, d)
+                    ours = "no evaluable cell" if c is None else (
+                        f"mean transfer ratio {c['mean_ratio']:.2f} over {c['evaluable']} evaluable of {c['cells']} "
+                        f"off-diagonal cells, {c['above_control']} above the matched random control")
+                    rows.append([f"{kind}: {what}, {family}, {COMPARISON_SETTINGS[setting]}, {ARROW[d]}",
+                                 paper.CLAIMS[kind], ours])
+    return rows

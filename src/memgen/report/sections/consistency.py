@@ -2,9 +2,9 @@
 from ...stats import BOOTSTRAP_RESAMPLES
 from ...steering import DIRECTIONS
 from .. import prose
-from ..compute import replicate_aggregates
+from ..compute import COMPARISON_SETTINGS, MIN_EVALUABLE, replicate_aggregates, transfer_summary
 from ..document import table
-from ..format import ARROW, pct, point_cell, rate_cell
+from ..format import ARROW, pct, rate_cell
 
 
 def replicate_section(ctx):
@@ -26,34 +26,56 @@ def seed_cell(est):
     return f"{pct(est['mean'])} [{pct(est['lo'])}, {pct(est['hi'])}] ({', '.join(pct(v) for v in est['values'])})"
 
 
+def claim_rows(ctx, kind):
+    """One row per comparison, setting and direction: what its off-diagonal cells show (transfer_summary)."""
+    rows = []
+    for name, comp in getattr(ctx, kind).items():
+        for setting in COMPARISON_SETTINGS:
+            for d in DIRECTIONS:
+                t = transfer_summary(comp, setting, d)
+                ratio = "-" if t["mean_ratio"] is None else \
+                    f"{t['mean_ratio']:.2f} ({t['min_ratio']:.2f}-{t['max_ratio']:.2f})"
+                rows.append([name, setting, ARROW[d], pct(t["diagonal"]), f"{t['evaluable']} of {t['cells']}", ratio,
+                             f"{t['above_control']} of {t['evaluable']}"])
+    return rows
+
+
 def comparison_section(ctx, kind):
     blocks = [("h2", "Consistency across replicate seeds (intra)" if kind == "intra" else "Transfer across tasks (inter)"),
               ("p", (prose.INTRA if kind == "intra" else prose.INTER) + " " + prose.COMPARISON_POINTS)]
     if kind == "intra" and len(ctx.reps) == 1:
         blocks.append(("p", "One replicate: each matrix is its diagonal, the run's own steer at the two points."))
+    rows = claim_rows(ctx, kind)
+    if rows:
+        blocks.append(table(["comparison", "setting", "direction", "own success % (diagonal mean)",
+                             "evaluable off-diagonal cells (the column's own steer above its control)",
+                             "transfer ratio: mean (range)",
+                             "cells above the matched random control's 95th percentile"], rows))
     for name, comp in getattr(ctx, kind).items():
-        tables = [b for setting in ("paper", "transfer")
-                  for b in matrix_blocks(comp, setting, f"{name} at {point_cell(comp[setting]['point'])}")]
+        tables = [b for setting, label in COMPARISON_SETTINGS.items() for b in matrix_blocks(comp, setting, f"{name} at {label}")]
         blocks.append(("details", name if kind == "intra" else f"{name} ({comp['model']})", tables))
     return blocks
 
 
 def matrix_blocks(comparison, setting, label):
-    """Tables of one intra/inter comparison at one point: success (source rows -> target columns) and Jaccard."""
+    """Tables of one intra/inter comparison at one setting, per direction: success (source rows -> target
+    columns) with the matched random control's row, the transfer ratios, and the Jaccard overlaps."""
     names, result = comparison["runs"], comparison[setting]
     header = ["neurons from \\ model of", *names]
     blocks = []
     for d in DIRECTIONS:
         rows = [[s, *[transfer_cell(result[d][s][t]) for t in names]] for s in names]
-        blocks += [("p", f"{label}: {ARROW[d]} success % [95 % CI] (k/n)"), table(header, rows)]
-    jac = [[s, *["-" if result["jaccard"][s][t] is None else f"{result['jaccard'][s][t]:.2f}" for t in names]]
-           for s in names]
-    chance = result.get("jaccard_chance")
-    chance = "" if chance is None else f" (two random sets of as many units: {chance:.3f})"
-    return blocks + [("p", f"{label}: Jaccard overlap of the selected neuron sets{chance}"), table(header, jac)]
-
-
-MIN_EVALUABLE = 30  # test prompts a transfer cell needs before its rate is read
+        rows.append(["random control (matched to the column's own)",
+                     *[control_cell(result["control"][d].get(t)) for t in names]])
+        ratios = [[s, *[ratio_cell(result["ratio"][d][s][t]) for t in names]] for s in names]
+        jac = [[s, *[jaccard_cell(result["jaccard"][d][s][t], result["jaccard_chance"][d][s][t]) for t in names]]
+               for s in names]
+        blocks += [("p", f"{label}: {ARROW[d]} success % [95 % CI] (k/n)"), table(header, rows),
+                   ("p", f"{label}: {ARROW[d]} transfer ratio (success / the column's own) [95 % interval over "
+                         "its probe groups]"), table(header, ratios),
+                   ("p", f"{label}: {ARROW[d]} Jaccard overlap of the selected neuron sets (two random sets of "
+                         "the same sizes)"), table(header, jac)]
+    return blocks
 
 
 def transfer_cell(r):
@@ -61,3 +83,22 @@ def transfer_cell(r):
     if r and "skipped" not in r and r.get("n") is not None and r["n"] < MIN_EVALUABLE:
         return f"not evaluable (n={r['n']})"
     return rate_cell(r)
+
+
+def control_cell(r):
+    """A random control's mean success and 95th percentile over its draws; '-' where not measured."""
+    if not r or r.get("success") is None or r.get("p95") is None:
+        return "-"
+    return f"{pct(r['success'])} (p95 {pct(r['p95'])}, {r['draws']} draws)"
+
+
+def ratio_cell(r):
+    if not r or r["ratio"] is None:
+        return "-"
+    return f"{r['ratio']:.2f} [{r['lo']:.2f}, {r['hi']:.2f}]"
+
+
+def jaccard_cell(value, chance):
+    if value is None:
+        return "-"
+    return f"{value:.2f}" + ("" if chance is None else f" ({chance:.3f})")

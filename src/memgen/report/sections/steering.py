@@ -150,7 +150,8 @@ def methods_section(ctx):
     """The steering methods side by side on each run (stage methods), with the figure."""
     rows, panels = [], {}
     names = panel_names(ctx)
-    for name, run in ctx.runs.items():
+    runs = {name: run for name, run in ctx.runs.items() if "methods" in run}  # runs.side_replicates
+    for name, run in runs.items():
         m = run["methods"]
         if "skipped" in m:
             panels[names[name]] = "no MEM/GEN pairs: not steered"
@@ -169,7 +170,7 @@ def methods_section(ctx):
         return []
     controls_figure(ctx.figures / "methods.png", panels, "Steering methods on held-out test probes, each at its own "
                     "val-chosen point (95 % Wilson intervals)", arms=METHOD_ARMS, labels=METHOD_LABELS, xlabel="method")
-    first = next(iter(ctx.runs.values()))["methods"]
+    first = next(iter(runs.values()))["methods"]
     budget = ", ".join(f"{m} {n}" for m, n in first["budget"].items()) if first.get("budget") else "-"
     return [("h2", "Steering methods side by side"),
             ("p", f"{prose.METHODS} Site of the methods: {first['site']}. Val candidates per method (the search "
