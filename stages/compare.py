@@ -133,11 +133,11 @@ def compare(runs, names, kind):
     result = {s: {**{d: {n: {} for n in names} for d in DIRECTIONS}, "control": {d: {} for d in DIRECTIONS}}
               for s in point_at}
     seed = derive_seed(first.params.int("seed", lo=0), kind, "control")
+    batch_size, ladder = first.params.section("steer").int("batch_size", lo=1), read_ladder(first.params)
     for target_name, target in zip(names, runs):
         if found:  # else no run found pairs: nothing to steer with
             probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
-            bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, first.params.section("steer").int(
-                "batch_size", lo=1)), probes, read_ladder(first.params))
+            bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, batch_size), probes, ladder)
             measure_target(result, bench, target_name, point_at, sources, stores, draws, seed)
     why = lambda s: f"{s} found no MEM/GEN pairs" if s not in found else \
         f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"  # noqa: E731
