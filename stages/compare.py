@@ -26,7 +26,7 @@ from memgen.paths import MULTITASK, comparison_path
 from memgen.results import ComparisonRecord, SteerRecord, read_record, write_record
 from memgen.run import Run
 from memgen.search import (above_chance_at, intervention, point_of, read_grid, read_ladder, read_narrow,
-                           read_paper_point, read_search, searches, steer_arm)
+                           read_paper_point, read_paper_stream, read_search, searches, steer_arm)
 from memgen.stats import group_tally, jaccard_chance, ratio_bootstrap
 from memgen.steering import DIRECTIONS
 
@@ -60,18 +60,19 @@ def chosen_points(run, paper):
     return {d: point_of(record.operating_point[d]["point"]) for d in DIRECTIONS}
 
 
-def measure_cell(bench, point, store, direction):
-    """One source's neurons at one point on the target's test probes: rates, and hits per probe group."""
-    outcome = bench.measure(steer_arm([point], store).plan(point, direction), direction)
+def measure_cell(bench, point, store, direction, accumulate=False):
+    """One source's neurons at one point on the target's test probes: rates, and hits per probe group.
+    accumulate: the paper's method's shifts at a residual-stream site (search.steer_arm)."""
+    outcome = bench.measure(steer_arm([point], store, accumulate=accumulate).plan(point, direction), direction)
     probes = bench.part(direction)[0]
     return {**outcome.rates, "by_group": group_tally([p["group"] for p in probes],
                                                      [lab == TARGET[direction] for lab in outcome.labels])}
 
 
-def control_cell(bench, point, store, direction, own, draws, seed):
+def control_cell(bench, point, store, direction, own, draws, seed, accumulate=False):
     """The matched random control beside the target's own neurons (their rates: `own`): as many random neurons
     per layer with the same shift sizes and random signs (memgen.experiment's random_neurons), drawn `draws` times."""
-    plan = steer_arm([point], store).plan(point, direction)
+    plan = steer_arm([point], store, accumulate=accumulate).plan(point, direction)
     generator = torch.Generator().manual_seed(seed)
     return measure_null(bench, plan, RANDOM_NEURONS, direction, draws, generator, own)
 
@@ -87,17 +88,19 @@ def ratios(cells, names):
     return {s: {t: ratio(s, t) for t in names} for s in names}
 
 
-def measure_target(result, bench, target, point_at, sources, stores, draws, seed):
+def measure_target(result, bench, target, point_at, sources, stores, draws, seed, accumulate):
     """Every source's cells on one target's bench, at each setting and direction, and beside the target's own
-    cell its matched random control."""
+    cell its matched random control. accumulate: {setting: whether its shifts accumulate down the stream}."""
     for setting, at in point_at.items():
         for d in DIRECTIONS:
             for source in sorted(sources[setting]):
-                result[setting][d][source][target] = measure_cell(bench, at(source, d), stores[source][0], d)
+                result[setting][d][source][target] = measure_cell(bench, at(source, d), stores[source][0], d,
+                                                                  accumulate[setting])
             if target in sources[setting]:
                 own = result[setting][d][target][target]
                 result[setting]["control"][d][target] = control_cell(
-                    bench, at(target, d), stores[target][0], d, own, draws, derive_seed(seed, setting, d, target))
+                    bench, at(target, d), stores[target][0], d, own, draws, derive_seed(seed, setting, d, target),
+                    accumulate[setting])
 
 
 def finish_setting(part, names, why, points, stores):
@@ -130,6 +133,7 @@ def compare(runs, names, kind):
     sources = {"paper": found, "chosen": {n for n in found if searches(search, n in above)}}
     chosen = {name: chosen_points(run, paper) for name, run in zip(names, runs) if name in found}
     point_at = {"paper": lambda name, d: paper, "chosen": lambda name, d: chosen[name][d]}
+    accumulate = {"paper": read_paper_stream(first.params), "chosen": False}  # the paper's method, as the steer stage
     result = {s: {**{d: {n: {} for n in names} for d in DIRECTIONS}, "control": {d: {} for d in DIRECTIONS}}
               for s in point_at}
     seed = derive_seed(first.params.int("seed", lo=0), kind, "control")
@@ -138,7 +142,7 @@ def compare(runs, names, kind):
         if found:  # else no run found pairs: nothing to steer with
             probes = read_jsonl(target.data_dir / "test.jsonl")[:max_prompts]
             bench = Bench(f"{kind}: {target_name}", Steerer.for_run(target, probes, batch_size), probes, ladder)
-            measure_target(result, bench, target_name, point_at, sources, stores, draws, seed)
+            measure_target(result, bench, target_name, point_at, sources, stores, draws, seed, accumulate)
     why = lambda s: f"{s} found no MEM/GEN pairs" if s not in found else \
         f"{s}: ranking at chance" if s not in above else f"search off for {first.family}"  # noqa: E731
     for setting, at in point_at.items():

@@ -24,7 +24,7 @@ class ToySteerer:
     def __init__(self):
         self.calls = []
 
-    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, share=None):
+    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, share=None, accumulate=False):
         flat = {}
         for layer, (idx, values) in (shifts or {}).items():
             flat.update({layer * WIDTH + int(i): float(v) for i, v in zip(idx, values)})

@@ -119,7 +119,8 @@ def test_headline_numbers(runs):
 def test_the_answer_table_leads_with_a_verdict_per_run(runs, tmp_path):
     ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
     blocks = answer_section(ctx)
-    assert [b[0] for b in blocks] == ["h1", "p", "p", "table", "img"]
+    assert [b[0] for b in blocks] == ["h2", "p", "p", "table", "img"]
+    assert blocks[1][1].startswith("What differs from the paper's method")
     assert blocks[2][1].startswith("1 of 3 runs rank neurons above chance")
     frame = blocks[3][1].set_index(["run", "direction"])
     strong = frame.loc[("f/strong/r0", "M->G")]
@@ -200,24 +201,30 @@ def test_the_summary_is_computed_apart_from_the_sections(runs, tmp_path):
 
 
 def test_the_scope_table_sets_each_measurement_beside_its_before_readout_twin(runs, tmp_path):
-    """Without before-readout measurements there is no section; with them, one row per run, direction and
-    setting, each scope beside its own strongest null, and one sentence per run on where the effect lives."""
+    """Without scoped measurements there is no section; with them, one row per run, direction and setting, each
+    scope (before the readout, the MLP's hidden units) beside its own strongest null, and one sentence per run on
+    where the effect lives."""
     ctx = Context(None, ["f"], ["strong", "chance", "empty"], [0], runs, {}, {}, {}, tmp_path)
     assert scope_section(ctx) == []
     test = runs["f/strong/r0"]["steer"]["test"]
     test["chosen_before_readout"] = measured_at(rates(10, 100), {**QUIET, "random_direction": [12] * 20})
     test["paper_before_readout"] = measured_at(rates(5, 100), QUIET)
+    test["chosen_mlp_hidden"] = measured_at(rates(30, 100), QUIET)
+    test["paper_mlp_hidden"] = measured_at(rates(3, 100), QUIET)
     blocks = scope_section(ctx)
     assert [b[0] for b in blocks] == ["h2", "p", "table", "p"]
     frame = blocks[2][1].set_index(["run", "direction", "setting"])
-    chosen = frame.loc[("f/strong/r0", "M->G", "chosen")]
+    chosen = frame.loc[("f/strong/r0", "M->G", "ours, chosen on val")]
+    assert chosen["the MLP's hidden units: success"].startswith("30.0 [")
     assert chosen["all layers: success"].startswith("80.0 [") and chosen["all layers: success"].endswith(
         "(80/100) (beats every null)")
     assert chosen["before the readout: success"].endswith("(10/100)")  # the random direction's draws reach 12 %
     assert chosen.iloc[3] == "12.0, p 1"
-    assert frame.loc[("f/strong/r0", "G->M", "paper")]["before the readout: success"].endswith("(beats every null)")
+    assert frame.loc[("f/strong/r0", "G->M", "the paper's setting")]["before the readout: success"].endswith(
+        "(beats every null)")
     assert blocks[3][1] == ("f/strong/r0, at the chosen point: M->G 80.0 % with every layer, 10.0 % before the "
-                            "readout; G->M 80.0 % with every layer, 10.0 % before the readout.")
+                            "readout, 30.0 % at the MLP's hidden units; G->M 80.0 % with every layer, 10.0 % before the "
+                            "readout, 30.0 % at the MLP's hidden units.")
 
 
 def test_across_seeds_each_seed_counts_once_and_the_interval_resamples_groups(tmp_path):
@@ -276,3 +283,66 @@ def test_a_transfer_cell_on_few_prompts_is_not_evaluable_and_jaccard_has_its_cha
     g2m = transfer_summary(comparison, "paper", "g2m")
     assert g2m["evaluable"] == 1 and g2m["ratios"] == [pytest.approx(0.8)]  # a -> b is no longer read
 
+
+
+def test_the_report_leads_with_the_papers_method_and_a_verdict_per_claim(tmp_path):
+    """Three seeds of a task whose ranking beats chance and three at chance: the first table gives the paper's method
+    at the authors' grid and at its single setting over seeds; the verdicts judge only the task above chance (its
+    M->G mean below the paper's range, G->M within it: the asymmetry reversed), intra from a comparison whose cells
+    transfer whole, inter without a comparison."""
+    from memgen.params import Params
+    from memgen.report.sections.paper_method import paper_method_section
+    from memgen.stats import ratio_bootstrap
+
+    def seeded(m2g, g2m, above=True):
+        def setting(k_m2g, k_g2m):
+            return {d: measured_at(rates(k, 100), QUIET)[d] for d, k in (("m2g", k_m2g), ("g2m", k_g2m))}
+        test = {"paper_grid": setting(m2g, g2m), "paper": setting(1, 2), "chosen": setting(90, 90)}
+        return run(50, {"resid_post": site(0.5 if above else 0.01, 0.2)}, steer_record(
+            50, searched=above, above_chance=above, test=test))
+    runs = {**{f"f/strong/r{r}": seeded(k, 40 + 10 * r) for r, k in zip(range(3), (10, 12, 14))},
+            **{f"f/weak/r{r}": seeded(1, 1, above=False) for r in range(3)}}
+    cell = {**rates(20, 40), "by_group": by_group(20, 40)}
+    cells = {d: {s: {t: cell for t in ("r0", "r1")} for s in ("r0", "r1")} for d in DIRECTIONS}
+    intra = {"f/strong": {"family": "f", "runs": ["r0", "r1"], "paper": {
+        **cells, "ratio": {d: {s: {t: ratio_bootstrap(cell["by_group"], cell["by_group"]) for t in ("r0", "r1")}
+                               for s in ("r0", "r1")} for d in DIRECTIONS},
+        "control": {d: {t: null_of(cell, [2] * 10) for t in ("r0", "r1")} for d in DIRECTIONS}}}}
+    params = Params({"steer": {"paper": {"topN": 0.05, "alpha": 3}, "paper_grid": {"topN": [0.05, 0.1], "alpha": [1, 3, 5]}}})
+    ctx = Context(params, ["f"], ["strong", "weak"], [0, 1, 2], runs, {}, intra, {}, tmp_path)
+    blocks = paper_method_section(ctx)
+    assert [b[0] for b in blocks][:3] == ["h1", "p", "h2"] and blocks[2][1] == "The paper's method"
+    first = blocks[4][1].set_index(["family/task", "the paper's method at", "layers"])
+    grid = first.loc[("f/strong", "the authors' grid (topN [0.05, 0.1] x alpha [1, 3, 5]), chosen on val", "all layers")]
+    assert grid.iloc[0].startswith("12.0 [") and grid.iloc[0].endswith("(10.0, 12.0, 14.0)")
+    assert first.loc[("f/strong", "the paper's setting (topN 0.05, alpha 3)", "all layers")].iloc[1].startswith("2.0 [")
+    assert blocks[5][1].endswith("most seeds: f/strong):")  # the task at chance is shown, not judged
+    verdicts = blocks[6][1].set_index("claim")["verdict"]
+    assert verdicts["M->G success, the authors' grid"] == "not reproduced: 1 of 1 below the paper's range, 0 above, 0 overlapping it"
+    assert verdicts["G->M success, the authors' grid"] == "reproduced"
+    assert verdicts["targeted above every matched null (empirical p < 0.05), the authors' grid"] == "holds"
+    assert verdicts["M->G easier than G->M, the authors' grid"] == "reversed"
+    assert verdicts["intra: neurons steer other seeds' models, the paper's setting"] == "holds"
+    assert verdicts["inter: neurons steer other tasks' models, the paper's setting"] == "not evaluable"
+
+
+def test_the_size_sweep_section_reads_the_sweep_file_or_says_it_was_not_run(runs, tmp_path):
+    from memgen.report.sections.size import size_section
+
+    ctx = Context(None, ["f"], ["strong"], [0], runs, {}, {}, {}, tmp_path)
+    assert size_section(ctx) == []  # no sweep file
+    ctx.sweeps = {"size": {"command": "python experiments/size_sweep.py", "sizes": []}}
+    assert size_section(ctx)[1] == ("p", "Not run yet: `python experiments/size_sweep.py` writes metrics/sweeps/size.json.")
+
+    def size(n_layer, n_embd, k):
+        test = {s: {d: rates(k, 40) for d in DIRECTIONS} for s in ("paper", "paper_grid", "paper_grid_before_readout")}
+        return {"n_layer": n_layer, "n_embd": n_embd, "n_head": 2, "parameters": 1000 * n_layer * n_embd, "pairs": 40,
+                "site": "mlp_in", "max_abs_rho": 0.3, "null_p95": 0.1, "test": test, "seconds": 90.0}
+    ctx.sweeps["size"] = {"command": "c", "family": "gpt2", "task": "cipher", "rep": 0, "changes": "x", "seconds": 600,
+                          "sizes": [size(2, 64, 4), size(4, 128, 20)]}
+    blocks = size_section(ctx)
+    frame = blocks[2][1].set_index("layers x width")
+    assert frame.loc["4 x 128", "authors' grid: M->G %"].startswith("50.0 [") and frame.loc["2 x 64", "pairs"] == 40
+    assert frame.loc["2 x 64", "parameters"] == "128,000" and frame.loc["2 x 64", "minutes"] == "1.5"
+    assert frame.loc["2 x 64", "authors' grid before the readout: G->M %"].startswith("10.0 [")
+    assert "in 10 min" in blocks[1][1] and (tmp_path / "size.png").read_bytes()[:4] == b"\x89PNG"

@@ -110,10 +110,10 @@ class Carry(torch.nn.Module):
         return x.clone()
 
 
-def states_under(site, shifts, layers=4, width=5):
+def states_under(site, shifts, layers=4, width=5, accumulate=False):
     """The last position's state after each layer of a pure residual stream steered at `site`."""
     blocks, states = [Carry() for _ in range(layers)], []
-    with shift_last(blocks, site_shifts(site, shifts)):
+    with shift_last(blocks, site_shifts(site, shifts, accumulate=accumulate)):
         h = torch.zeros(1, 2, width)
         for block in blocks:
             h = block(h)
@@ -134,6 +134,18 @@ def test_a_residual_stream_shift_sits_at_its_own_value_at_every_shifted_layer():
     # a site off the stream (an MLP's input) takes each layer's values as given; in this toy they add up
     assert states_under("mlp_in", shifts)[:, 1].tolist() == [2.0, 7.0, 7.0, 7.5]
     assert site_shifts("resid_post", {}) == {}
+
+
+def test_the_papers_method_accumulates_its_shifts_down_the_stream():
+    """As the authors' code adds alpha x NMD at each decoder layer's output: the stream carries every earlier
+    shift, so neuron 1 holds 2, 2 + 5, 7 and 7 + 0.5 (steer.paper_stream: accumulate), where increments hold 2, 5, 0.5."""
+    shifts = {0: (torch.tensor([1]), torch.tensor([2.0])),
+              1: (torch.tensor([1, 3]), torch.tensor([5.0, -1.0])),
+              3: (torch.tensor([1]), torch.tensor([0.5]))}
+    stream = states_under("resid_post", shifts, accumulate=True)
+    assert stream[:, 1].tolist() == [2.0, 7.0, 7.0, 7.5]
+    assert stream[:, 3].tolist() == [0.0, -1.0, -1.0, -1.0]
+    assert torch.equal(stream, states_under("mlp_in", shifts, accumulate=True))  # off the stream: as given either way
 
 
 def test_the_rule_takes_the_best_val_success_within_the_other_bound():
@@ -258,7 +270,7 @@ def test_the_before_readout_scope_never_touches_the_last_block():
     site = SiteNeurons(nmd, rho, nmd, {"null_p95": 0.0, "n_above": 1, "n_permutations": 1})
     point = Point("every_step", "resid_post", "nmd", 0.25, 3.0)
     ivs = {scope: steer_arm([point], {"resid_post": site}, scope).plan(point, TO_GEN).intervention
-           for scope in SCOPES}
+           for scope in ("all", "before_readout")}
     assert len(ivs["all"].idx) == len(ivs["before_readout"].idx) == 16
     assert set((ivs["all"].idx // width).tolist()) == {layers - 1}
     assert (ivs["before_readout"].idx // width).max() < layers - 1
@@ -273,3 +285,19 @@ def test_the_before_readout_scope_never_touches_the_last_block():
         assert edited == [layer in set((iv.idx // width).tolist()) for layer in range(layers)], scope
         assert edited[-1] == (scope == "all")
     assert scope_layers("all", layers) is None and list(scope_layers("before_readout", layers)) == [0, 1, 2]
+
+
+def test_the_mlp_hidden_scope_moves_the_same_point_to_the_hidden_units():
+    """Scope mlp_hidden: the point's schedule, vector, topN and alpha, at the MLP's hidden units, their own top
+    neurons by |rho| (topN a fraction of their count), whatever site the point names."""
+    g = torch.Generator().manual_seed(6)
+    stores = {site: SiteNeurons(torch.randn(2, width, generator=g), torch.rand(2, width, generator=g),
+                                torch.randn(2, width, generator=g), {"null_p95": 0.0, "n_above": 1, "n_permutations": 1})
+              for site, width in (("resid_post", 8), ("mlp_hidden", 32))}
+    point = Point("prompt_end", "resid_post", "nmd", 0.25, 3.0)
+    plan = steer_arm([point], stores, "mlp_hidden").plan(point, TO_MEM)
+    assert (plan.site, plan.schedule, plan.alpha) == ("mlp_hidden", "prompt_end", 3.0)
+    assert set(plan.intervention.idx.tolist()) == set(select_top(stores["mlp_hidden"].rho, 0.25).tolist())
+    assert len(plan.intervention.idx) == 16 and plan.intervention.width == 32
+    assert steer_arm([point], stores).plan(point, TO_MEM).site == "resid_post"
+    assert "mlp_hidden" in SCOPES

@@ -43,11 +43,12 @@ class Steerer:
         return cls(model, codec, run.plugin.all_site_modules(model), run.task, batch_size,
                    max_answer_tokens(codec, probes), num_beams)
 
-    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, share=None):
+    def decode(self, probes, shifts=None, site=None, schedule="every_step", desc=None, share=None, accumulate=False):
         """The outputs of the probes with `shifts` ({layer: (neurons, values)}) moving the site's last
         position on the steps the schedule names (no shifts: unsteered). At a residual-stream site
         each layer adds only what the stream does not carry from the layers shifted before it.
-        share (None: shifts): the values are targets each neuron moves that share of the way to (sites.shift_last)."""
+        share (None: shifts): the values are targets each neuron moves that share of the way to (sites.shift_last).
+        accumulate: at a residual-stream site each layer adds its whole shift (sites.site_shifts)."""
         if not probes:
             return []
         prompts = [p["prompt"] for p in probes]
@@ -57,7 +58,8 @@ class Steerer:
 
         def at_step(k):
             step[0] = k
-        with shift_last(self.modules[site], site_shifts(site, shifts, share), active=lambda: on(step[0]), share=share):
+        moved = site_shifts(site, shifts, share, accumulate)
+        with shift_last(self.modules[site], moved, active=lambda: on(step[0]), share=share):
             return decode_prompts(self.model, self.codec, prompts, self.max_new, self.batch_size, self.num_beams, desc,
                                   on_step=at_step)
 
@@ -69,9 +71,9 @@ class Outputs:
     """Steered outputs of a fixed list of probes under one intervention, decoded at most once per
     (alpha, probe): a fixed alpha and the adaptive ladder share what they have decoded."""
 
-    def __init__(self, steerer, probes, intervention, site, schedule):
+    def __init__(self, steerer, probes, intervention, site, schedule, accumulate=False):
         self.steerer, self.probes, self.intervention = steerer, probes, intervention
-        self.site, self.schedule, self.memo = site, schedule, {}
+        self.site, self.schedule, self.accumulate, self.memo = site, schedule, accumulate, {}
 
     def at(self, alpha, indices=None):
         indices = range(len(self.probes)) if indices is None else indices
@@ -80,7 +82,7 @@ class Outputs:
         if missing:
             iv = self.intervention
             outs = self.steerer.decode([self.probes[i] for i in missing], iv.at(alpha), self.site, self.schedule,
-                                       share=alpha if iv.to_target else None)
+                                       share=alpha if iv.to_target else None, accumulate=self.accumulate)
             memo.update(zip(missing, outs))
         return [memo[i] for i in indices]
 

@@ -31,6 +31,7 @@ class Plan:
     alpha: object
     n_layers: int
     origin: object = None  # a to_target plan's: the source behaviour's mean states [layers, width], where it starts from
+    accumulate: bool = False  # at a residual-stream site: each layer adds its whole shift (the authors' code), not increments
 
 
 @dataclass(frozen=True)
@@ -112,9 +113,10 @@ class Bench:
         """(outputs, the alpha each probe moved at) of the plan on the direction's probes; every arm
         climbs the same ladder with the same stopping rule under ADAPTIVE."""
         probes, unsteered = self.part(direction)
+        key = None if key is None else (key, plan.accumulate)
         outputs = self._kept.get(key) if key is not None else None
         if outputs is None:
-            outputs = Outputs(self.steerer, probes, plan.intervention, plan.site, plan.schedule)
+            outputs = Outputs(self.steerer, probes, plan.intervention, plan.site, plan.schedule, plan.accumulate)
             if key is not None:
                 self._kept[key] = outputs
         return outputs.run(plan.alpha, unsteered, self.ladder)

@@ -9,7 +9,9 @@ from dataclasses import asdict, dataclass, field, fields
 from .errors import UserError
 from .io import read_json, write_json
 
-SCHEMA_VERSION = 3  # 2: matched nulls drawn many times, specificity, typed records; 3: comparisons at the chosen point, with ratios and controls
+# 2: matched nulls drawn many times, specificity, typed records; 3: comparisons at the chosen point, with ratios and
+# controls; 4: the paper's method at the authors' grid (steer: paper_grid)
+SCHEMA_VERSION = 4
 
 
 @dataclass
@@ -27,6 +29,7 @@ class SteerRecord:
     n_prompts: dict = field(default_factory=dict)
     unsteered: dict = field(default_factory=dict)
     operating_point: dict = field(default_factory=dict)   # {direction: {point, val, within_other}}
+    paper_grid_point: dict = field(default_factory=dict)  # the paper's method: the point its own grid chose, likewise
     test: dict = field(default_factory=dict)              # {setting: {direction: {arm or null: rates}}}
     dose_response: dict = field(default_factory=dict)
     layers: list = field(default_factory=list)

@@ -3,12 +3,12 @@ topN x alpha, from the top-level knobs), the fixed points beside it, and the arm
 experiment engine (memgen.experiment, which holds the selection rule). Val chooses; test measures once.
 """
 import itertools
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from .errors import UserError
 from .experiment import NEURON_NULLS, Arm, Plan
 from .params import is_number
-from .steering import ADAPTIVE, SCHEDULES, SCOPES, TARGETED, VECTORS, scope_layers, select_top, targeted
+from .steering import ADAPTIVE, SCHEDULES, SCOPE_SITE, SCOPES, TARGETED, VECTORS, scope_layers, select_top, targeted
 
 KNOBS = ("schedule", "site", "vector", "topN", "alpha")  # top-level params, in the grid's order
 
@@ -97,6 +97,28 @@ def read_paper_point(params, family):
     return read_point(params.section("steer").section("paper"), family, default_site=family.paper_site)
 
 
+def read_paper_grid(params, family):
+    """The authors' own search (steer.paper_grid: topN x alpha), at the paper's schedule, site and vector."""
+    paper, grid = read_paper_point(params, family), params.section("steer").section("paper_grid")
+    checks = _checks(family)
+    top_ns = [checks["topN"](v, f"{grid.prefix}.topN") for v in grid.one_or_list("topN")]
+    alphas = [checks["alpha"](v, f"{grid.prefix}.alpha") for v in grid.one_or_list("alpha")]
+    return [Point(paper.schedule, paper.site, paper.vector, t, a) for t in top_ns for a in alphas]
+
+
+STREAM_MODES = ("accumulate", "increments")
+
+
+def read_paper_stream(params):
+    """steer.paper_stream: how the paper's method shifts a residual-stream site: accumulate (the authors' code:
+    each layer adds alpha x NMD and the stream carries the sum down) or increments (ours: each neuron sits at its
+    own value at every shifted layer). True for accumulate."""
+    mode = params.section("steer").raw("paper_stream", "accumulate")
+    if mode not in STREAM_MODES:
+        raise UserError(f"params: 'steer.paper_stream' must be one of {', '.join(STREAM_MODES)}, got {mode!r}")
+    return mode == "accumulate"
+
+
 def read_scopes(steer):
     """steer.scopes: where each test measurement is also made; "all" (every layer) always, first."""
     scopes = steer.list("scopes", min_len=0, unique=True)
@@ -142,13 +164,17 @@ def intervention(point, neurons, direction, layers=None):
     return targeted(vector, select_top(score, point.topN, layers), direction)
 
 
-def steer_arm(points, neurons, scope="all"):
+def steer_arm(points, neurons, scope="all", accumulate=False):
     """The steer stage's arm: at a point, the top-N neurons by its score (within the scope's layers) moved
-    along its vector, beside the nulls matched to a neuron set."""
+    along its vector, beside the nulls matched to a neuron set. accumulate: at a residual-stream site every
+    layer adds its whole shift (the paper's method as the authors' code runs it)."""
     n_layers = next(iter(neurons.values())).nmd.shape[0]
-    layers = scope_layers(scope, n_layers)
-    return Arm(TARGETED, tuple(points), lambda p, d: Plan(intervention(p, neurons, d, layers), p.site, p.schedule,
-                                                          p.alpha, n_layers), NEURON_NULLS)
+    layers, site = scope_layers(scope, n_layers), SCOPE_SITE.get(scope)
+
+    def plan(p, d):
+        p = p if site is None else replace(p, site=site)
+        return Plan(intervention(p, neurons, d, layers), p.site, p.schedule, p.alpha, n_layers, accumulate=accumulate)
+    return Arm(TARGETED, tuple(points), plan, NEURON_NULLS)
 
 
 def point_of(row):

@@ -119,7 +119,8 @@ def stream_increments(shifts):
     return out
 
 
-def site_shifts(site, shifts, share=None):
+def site_shifts(site, shifts, share=None, accumulate=False):
     """The shifts the hooks add at a site: at a residual-stream site, as increments over what the
-    stream carries (stream_increments); elsewhere, or as targets (a share), as given."""
-    return stream_increments(shifts) if site in STREAM_SITES and share is None else shifts
+    stream carries (stream_increments); elsewhere, as targets (a share), or with accumulate (the authors'
+    code: every layer adds its whole shift and the stream carries the sum down), as given."""
+    return stream_increments(shifts) if site in STREAM_SITES and share is None and not accumulate else shifts

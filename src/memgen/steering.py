@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .names import ADAPTIVE, DIRECTIONS, SCHEDULE_NAMES, TO_GEN, TO_MEM, VECTORS  # noqa: F401 (names used from here)
+from .names import (ADAPTIVE, DIRECTIONS, SCHEDULE_NAMES, TO_GEN, TO_MEM, UNIT_SITE,  # noqa: F401 (names used from here)
+                    VECTORS)
 
 DIRECTION_SIGN = {TO_GEN: -1.0, TO_MEM: 1.0}  # towards MEM: h += alpha*NMD; towards GEN: h -= alpha*NMD
 
@@ -39,8 +40,10 @@ def select_top(rho, top_n, layers=None):
 
 
 # Where an intervention may act. "all": every layer; "before_readout": not at the last block's output nor
-# inside it (its output goes straight to the final norm and the unembedding, in both built-in families).
-SCOPES = ("all", "before_readout")
+# inside it (its output goes straight to the final norm and the unembedding, in both built-in families);
+# "mlp_hidden": the same point at the MLP's hidden units (the paper's word "neuron" taken literally), every layer.
+SCOPES = ("all", "before_readout", UNIT_SITE)
+SCOPE_SITE = {UNIT_SITE: UNIT_SITE}  # scopes that move the point to a site of their own
 
 
 def scoped_setting(setting, scope):
@@ -50,7 +53,7 @@ def scoped_setting(setting, scope):
 
 def scope_layers(scope, n_layers):
     """The layers a scope lets an intervention touch (None: all)."""
-    return None if scope == "all" else range(n_layers - 1)
+    return range(n_layers - 1) if scope == "before_readout" else None
 
 
 def random_signs(count, generator):

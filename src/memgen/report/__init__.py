@@ -19,6 +19,7 @@ RUN_RECORDS = {"steer": SteerRecord}  # typed results, schema-checked as they ar
 SIDE_RECORDS = {"methods": MethodsRecord}  # on runs.side_replicates only
 
 PLANTED_FILES = {"plant": ["n_units", "rule", "plant"], "probe": ["n_pairs"]}
+SWEEPS = Path("metrics") / "sweeps"  # side sweeps' results, each written by its script under experiments/
 
 
 @dataclass
@@ -33,6 +34,7 @@ class Context:
     inter: dict
     figures: Path
     planted: dict = field(default_factory=dict)  # {family/planted/r<k>/<task>: {plant, probe, localize}}
+    sweeps: dict = field(default_factory=dict)   # {name: metrics/sweeps/<name>.json}: side sweeps (experiments/)
     sites: tuple = SITE_NAMES
 
     @property
@@ -97,7 +99,8 @@ def read_context(params, figures):
                     **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")
                        for name, keys in PLANTED_FILES.items()},
                     "localize": record_dict(read_record(mdir / "localize.json", LocalizeRecord))}
-    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted)
+    sweeps = {path.stem: read_json(path) for path in sorted(SWEEPS.glob("*.json"))}
+    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted, sweeps=sweeps)
 
 
 def record_dict(record):

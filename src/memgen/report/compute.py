@@ -24,6 +24,12 @@ def replicate_aggregates(ctx):
     return aggregates
 
 
+def evidence_groups(ctx):
+    """The family/tasks whose ranking beats chance on most of their seeds: those a claim is judged on."""
+    groups = [(f, t) for f in ctx.families for t in ctx.tasks]
+    return [f"{f}/{t}" for f, t in groups if 2 * sum(ctx.above_chance(f"{f}/{t}/r{r}") for r in ctx.reps) > len(ctx.reps)]
+
+
 def summary(ctx):
     """summary.json: the replicate aggregates and which runs count as evidence."""
     return {"replicates": replicate_aggregates(ctx), "evidence": {n: ctx.above_chance(n) for n in ctx.runs}}

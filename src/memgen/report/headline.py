@@ -43,11 +43,13 @@ def comparison_headline(comparison):
 
 def seed_headline(aggregate):
     """Over a family/task's seeds (report.compute.replicate_aggregates): per direction the mean test success
-    at the chosen point with its cluster-bootstrap interval, and at the paper's setting."""
+    at the chosen point with its cluster-bootstrap interval, at the paper's setting and at the point the authors'
+    grid chose (null where not measured)."""
     def direction(d):
-        chosen = aggregate[f"chosen_{d}"]
+        chosen, grid = aggregate[f"chosen_{d}"], aggregate.get(f"paper_grid_{d}", {})
         return {"chosen": rounded(chosen["mean"]), "chosen_lo": rounded(chosen["lo"]),
-                "chosen_hi": rounded(chosen["hi"]), "paper": rounded(aggregate[f"paper_{d}"]["mean"])}
+                "chosen_hi": rounded(chosen["hi"]), "paper": rounded(aggregate[f"paper_{d}"]["mean"]),
+                "paper_grid": rounded(grid.get("mean"))}
     return {"seeds": aggregate["chosen_m2g"]["n_seeds"], **{d: direction(d) for d in DIRECTIONS}}
 
 

@@ -2,9 +2,23 @@
 from ..experiment import NULL_NAMES
 
 LEAD = ("Does moving the neurons that tell memorization from generalization apart move a model's outputs from "
-        "memorized to generalizing (M->G) and back (G->M)? Success on held-out test probes, at the point chosen on "
-        "val and at the paper's setting, beside the paper's range, the strongest of the matched nulls and the ranking's "
-        "chance level.")
+        "memorized to generalizing (M->G) and back (G->M)? First the paper's own method, as the paper and the authors' "
+        "code run it, over seeds, with a verdict per claim; then our own operating point, labelled with what differs.")
+
+PAPER_METHOD = ("The paper's method: the top-N neurons by |rho| over every layer, each moved by alpha x NMD at every "
+                "decoding step, at the family's paper site (GPT-2: the MLP's normalised input, LayerNorm-2's output; "
+                "Llama: the decoder layer's output, where the shifts accumulate down the stream as the authors' code "
+                "adds them: steer.paper_stream). At the authors' grid the point is chosen on val (per direction, by the "
+                "same rule as ours) and measured once on test. Each cell: the mean over {n_seeds} seed(s) of the test "
+                "success, its 95 % cluster-bootstrap interval (seeds, then probe groups) and each seed's value; before "
+                "the readout: as many neurons, none in the last block. The paper's ranges: {ranges}.")
+
+OURS = ("What differs from the paper's method: our grid (params topN, alpha, schedule, site, vector) searches the block "
+        "output (resid_post) instead of the paper's GPT-2 site, the discriminant direction beside NMD, the prompt end "
+        "alone beside every step, an adaptive strength beside fixed ones and topN up to 0.2; at a residual-stream site "
+        "our shifts are increments (each neuron sits at its own value at every shifted layer) where the authors' add "
+        "up. Success on held-out test probes at the point chosen on val, beside the strongest of the matched nulls and "
+        "the ranking's chance level.")
 
 INTRO = ("Every rate below is measured once on held-out test probes, with its 95 % Wilson interval and the count "
          "it rests on (k/n). Everything that was chosen (the checkpoint, the intervention's operating point) was "
@@ -125,8 +139,9 @@ METHODS = ("Is the paper's intervention the right one? Beside its NMD shift of t
            "chosen) beside them. p: one-sided Fisher exact tests above and below the NMD shift; against the random "
            "direction, the empirical p over its draws.")
 
-SCOPE = ("Each test measurement is made twice: with the point's neurons taken from every layer, and with the same "
-         "number taken from the layers before the last block (steer.scopes: before_readout), whose output goes "
-         "straight to the final norm and the unembedding. Each scope has its own matched nulls (the same layers, "
-         "counts and norms as its own selection). A success that holds before the readout moves the model's "
-         "computation, not only the state the readout reads.")
+SCOPE = ("Each test measurement is made in every scope of steer.scopes: with the point's neurons taken from every "
+         "layer; with the same number taken from the layers before the last block (before_readout), whose output goes "
+         "straight to the final norm and the unembedding; and with the same point at the MLP's hidden units (mlp_hidden: "
+         "the units after the activation, the paper's word \"neuron\" taken literally; topN stays a fraction of them). "
+         "Each scope has its own matched nulls (the same layers, counts and norms as its own selection). A success "
+         "that holds before the readout moves the model's computation, not only the state the readout reads.")

@@ -1,32 +1,42 @@
-"""Where the effect lives: each steering measurement with every layer in play and again with the last block
-left alone (its output is the readout's input), each beside its own matched nulls."""
-from ...steering import DIRECTIONS, TARGETED, scoped_setting
+"""Where the effect lives: each steering measurement with every layer in play, again with the last block left
+alone (its output is the readout's input), and at the MLP's hidden units, each beside its own matched nulls."""
+from ...steering import DIRECTIONS, SCOPES, TARGETED, scoped_setting
 from .. import prose
-from ..compute import SETTINGS
 from ..document import table
 from ..format import ARROW, beats_every_null, p_cell, pct, rate_cell, strongest_null
 
-SCOPED = "before_readout"
+SCOPE_NAMES = {"all": "all layers", "before_readout": "before the readout", "mlp_hidden": "the MLP's hidden units"}
+SCOPE_PHRASES = {"all": "with every layer", "before_readout": "before the readout", "mlp_hidden": "at the MLP's hidden units"}
+SETTING_NAMES = {"paper_grid": "the paper's method, the authors' grid", "paper": "the paper's setting",
+                 "chosen": "ours, chosen on val"}
+
+
+def scopes_of(steer):
+    """The scopes a run's test measurements were made in, "all" first."""
+    return [s for s in SCOPES if scoped_setting("chosen", s) in steer["test"]]
 
 
 def scope_section(ctx):
-    """Per run, direction and setting: success with all layers and before the readout, the strongest counted
-    null's mean and the targeted steer's empirical p against it; then a sentence per run."""
-    rows, sentences = [], []
+    """Per run, direction and setting: success in each scope beside the strongest counted null's mean and the
+    targeted steer's empirical p against it; then a sentence per run."""
+    rows, sentences, shown = [], [], []
     for name, steer in ctx.steered.items():
-        if not any(scoped_setting(s, SCOPED) in steer["test"] for s in SETTINGS):
+        scopes = scopes_of(steer)
+        if len(scopes) < 2:
             continue
+        shown = shown if len(shown) >= len(scopes) else scopes
         for d in DIRECTIONS:
-            for setting in SETTINGS:
-                cells = [scope_cells(steer["test"][key][d]) for key in (setting, scoped_setting(setting, SCOPED))]
-                rows.append([name, ARROW[d], setting, *cells[0], *cells[1]])
-        sentences.append(("p", where_it_lives(ctx, name, steer)))
+            for setting in (s for s in SETTING_NAMES if s in steer["test"]):
+                cells = [c for scope in scopes for c in scope_cells(steer["test"][scoped_setting(setting, scope)][d])]
+                rows.append([name, ARROW[d], SETTING_NAMES[setting], *cells])
+        sentences.append(("p", where_it_lives(ctx, name, steer, scopes)))
     if not rows:
         return []
-    columns = ["run", "direction", "setting", "all layers: success", "strongest null (mean %, p)",
-               "before the readout: success", "strongest null (mean %, p)"]
-    return [("h2", "Where the effect lives: all layers, and the last block left alone"), ("p", prose.SCOPE),
-            table(columns, rows, merged=2), *sentences]
+    columns = ["run", "direction", "setting", *[c for scope in shown for c in (
+        f"{SCOPE_NAMES[scope]}: success", "strongest null (mean %, p)")]]
+    rows = [row + ["-"] * (len(columns) - len(row)) for row in rows]
+    return [("h2", "Where the effect lives: all layers, the last block left alone, the MLP's hidden units"),
+            ("p", prose.SCOPE), table(columns, rows, merged=2), *sentences]
 
 
 def scope_cells(tests):
@@ -39,13 +49,12 @@ def scope_cells(tests):
     return [rate_cell(tests[TARGETED]) + (" (beats every null)" if beats_every_null(tests) else ""), null]
 
 
-def where_it_lives(ctx, name, steer):
-    """One sentence: at the chosen point, how much of each direction's success survives without the last block."""
+def where_it_lives(ctx, name, steer, scopes):
+    """One sentence: at the chosen point, each direction's success in every scope."""
     parts = []
     for d in DIRECTIONS:
-        full, scoped = (steer["test"][key][d][TARGETED] for key in ("chosen", scoped_setting("chosen", SCOPED)))
-        if full.get("n"):
-            parts.append(f"{ARROW[d]} {pct(full['success'])} % with every layer, {pct(scoped['success'])} % before "
-                         "the readout")
+        found = [(scope, steer["test"][scoped_setting("chosen", scope)][d][TARGETED]) for scope in scopes]
+        if found[0][1].get("n"):
+            parts.append(f"{ARROW[d]} " + ", ".join(f"{pct(r['success'])} % {SCOPE_PHRASES[scope]}" for scope, r in found))
     note = "" if ctx.above_chance(name) else " (ranking at chance: not evidence)"
     return f"{name}, at the chosen point: " + "; ".join(parts) + "." + note
