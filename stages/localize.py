@@ -1,11 +1,15 @@
 """Stage localize: on a planted model, how well the pipeline's own ranking finds the units the memory
 was planted in, and how close steering the ranked units comes to steering the planted ones.
 
-Scores over every MLP hidden unit (the site the memory was put in): |rho| (the paper's ranking), |NMD|,
-|NMD| over the unit's spread, the size of the unit's weight in the discriminant (a linear probe's
-direction), and two gradient scores of the MEM answer's margin over the GEN answer's at the MEM prompts
-(gradient x activation; attribution patching, gradient x the MEM - GEN difference). Each: recall of the planted units in its top k (k = their number; precision is the same
-number at that k), recall at other k, and the AUROC over all units, beside a random ranking's.
+Scores over every MLP hidden unit (the site the memory was put in): |rho| (the paper's ranking), |NMD|, the
+size of the unit's weight in the discriminant (a linear probe's direction), two gradient scores of the MEM
+answer's margin over the GEN answer's at the MEM prompts (gradient x activation; attribution patching, gradient
+x the MEM - GEN difference), and the field's localizers read from memorized training examples (memgen.localizers:
+activations, zero-out, integrated gradients, slimming, hard concrete). Each: recall of the planted units in its
+top k (k = their number; precision is the same number at that k), recall at other k, and the AUROC over all
+units, beside a random ranking's; and a deletion test: its top k units zeroed at every position, the share of
+the test prompts answered from memory that still are (MEM kept) against the share answered by the rule that
+still are (GEN kept), beside the planted units and random sets of k units.
 Steering, per direction, as arms of the experiment engine: the planted units (the oracle) and the
 top k by |rho| (the method), each moved by alpha x NMD at its own val-chosen schedule and alpha (the
 engine's rule), then measured once on held-out test probes; beside the ranked arm, its matched null
@@ -27,9 +31,13 @@ from memgen.results import LocalizeRecord, write_record
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
 from memgen.run import run_command
 from memgen.search import read_grid, read_ladder, read_narrow
+from memgen.localizers import (Examples, activations, hard_concrete, integrated_gradients, knock_out, scaled_units,
+                               slimming, zero_out)
+from memgen.progress import progress_bar
 from memgen.sites import UNIT_SITE, margin_gradients
 from memgen.stats import exact_greater
 from memgen.steering import DIRECTIONS, targeted
+from memgen.tasks import GEN, MEM
 
 
 
@@ -44,19 +52,13 @@ class Dose:
         return asdict(self)
 
 
-def spread(mem, gen):
-    """Each unit's standard deviation over the 2N states of the pairs [layers, width]."""
-    return torch.cat([mem, gen]).double().std(0).float()
-
-
-def gradient_scores(run, mem, gen, batch_size):
+def gradient_scores(run, model, codec, mem, gen, batch_size):
     """Two gradient scores per unit from the margin D = logit(the MEM answer's first token) - logit(the GEN
     answer's) at each pair's MEM prompt: gradient x activation, |mean of a x dD/da|, and attribution patching,
     |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes its GEN-prompt value).
     mem, gen: the pairs' states at the site [pairs, layers, width]."""
     answers = {p["prompt"]: p for p in read_jsonl(run.data_dir / "probe.jsonl")}
     prompts = [m for m, _ in read_pairs(run.run_dir / "pairs.json")]
-    model, codec = run.load_model()
     first = lambda text: codec.target_ids(text)[0]  # noqa: E731
     up = torch.tensor([first(answers[p]["mem"]) for p in prompts])
     down = torch.tensor([first(answers[p]["gen"]) for p in prompts])
@@ -64,10 +66,32 @@ def gradient_scores(run, mem, gen, batch_size):
     return {"grad_x_act": (mem * g).mean(0).abs(), "attribution": ((mem - gen) * g).mean(0).abs()}
 
 
-def unit_scores(site_neurons, sd):
+def unit_scores(site_neurons):
     return {"abs_rho": site_neurons.rho.abs(), "abs_nmd": site_neurons.nmd.abs(),
-            "nmd_over_sd": torch.where(sd > 0, site_neurons.nmd.abs() / sd, torch.zeros_like(sd)),
             "discriminant": site_neurons.discriminant.abs()}
+
+
+def field_scores(run, model, codec, mem, s):
+    """The field's localizers (memgen.localizers) on memorized training examples, one per memory (the first example
+    of each memorized answer, up to localize.max_examples), their loss read with the weights frozen; activations
+    from the pairs' MEM states."""
+    first = {}
+    for e in read_jsonl(run.data_dir / "train.jsonl"):
+        if run.task.is_memorized(e):
+            first.setdefault(e["target"], e)
+    examples = list(first.values())[:s["max_examples"]]
+    batch = Examples.of(codec, [e["prompt"] for e in examples], [e["target"] for e in examples],
+                        next(model.parameters()).device)
+    modules, width = run.plugin.site_modules(model, UNIT_SITE), mem.shape[2]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    generator = torch.Generator().manual_seed(derive_seed(run.seed, "hard_concrete"))
+    mask = s["mask"]
+    return {"activations": activations(mem), "zero_out": zero_out(model, modules, batch, width),
+            "integrated_gradients": integrated_gradients(model, modules, batch, width, s["ig_steps"]),
+            "slimming": slimming(model, modules, batch, width, mask["steps"], mask["lr"], mask["penalty"]),
+            "hard_concrete": hard_concrete(model, modules, batch, width, generator, mask["steps"], mask["lr"],
+                                           mask["penalty"])}
 
 
 def unit_arms(site, truth, doses):
@@ -109,23 +133,65 @@ def read_settings(run):
     max_prompts = fp.int("max_prompts", lo=1)
     points = read_grid(run.params, run.plugin, read_narrow(fp))
     doses = sorted({Dose(p.schedule, p.alpha) for p in points}, key=lambda d: (d.schedule, str(d.alpha)))
+    lp, mask = run.params.section("localize"), run.params.section("localize").section("mask")
     return {"max_other": sp.float("max_other", lo=0.0, hi=1.0), "ladder": read_ladder(run.params),
             "doses": tuple(doses), "batch_size": sp.int("batch_size", lo=1), "draws": sp.int("null_draws", lo=1),
+            "probe_batch_size": run.params.section("probe").int("batch_size", lo=1),
+            "max_examples": lp.int("max_examples", lo=1), "ig_steps": lp.int("ig_steps", lo=1),
+            "deletion_draws": lp.int("deletion_draws", lo=0),
+            "mask": {"steps": mask.int("steps", lo=1), "lr": mask.float("lr", lo=0.0),
+                     "penalty": mask.float("penalty", lo=0.0)},
             "val": read_jsonl(run.data_dir / "val.jsonl")[:max_prompts],
             "test": read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]}
 
 
-def score_units(run, site, truth, ks):
-    """Each unit score's recall and AUROC against the planted units, and where its top k lie by layer."""
+def score_units(run, site, truth, ks, s):
+    """(each unit score, its recall and AUROC against the planted units and where its top k lie by layer)."""
     n_layers, width = site.rho.shape
     mem, gen = read_site(run.run_dir / "activations.safetensors", UNIT_SITE)
-    scores = {**unit_scores(site, spread(mem, gen)),
-              **gradient_scores(run, mem, gen, run.params.section("probe").int("batch_size", lo=1))}
+    model, codec = run.load_model()
+    scores = {**unit_scores(site), **gradient_scores(run, model, codec, mem, gen, s["probe_batch_size"]),
+              **field_scores(run, model, codec, mem, s)}
     result = localization(scores, truth, ks)
     for name, score in scores.items():  # where each score's top k lie: what it finds instead of the planted units
         top = torch.argsort(score.flatten(), descending=True, stable=True)[:int(truth.sum())]
         result[name]["top_k_by_layer"] = torch.bincount(top // width, minlength=n_layers).tolist()
-    return result
+    return scores, result
+
+
+def deletion_test(run, scores, truth, s):
+    """Each score's top k units (k the planted count), the planted units and `deletion_draws` random sets of k
+    units, each zeroed at every position: of the test prompts the model answers from memory, the share still
+    answered so (mem_kept), and of those it answers by the rule, the share still so (gen_kept)."""
+    steerer = Steerer.for_run(run, s["test"], s["batch_size"])
+    modules, probes = steerer.modules[UNIT_SITE], s["test"]
+    before = steerer.labels(steerer.decode(probes, desc=f"localize {run.name}: unsteered"), probes)
+    n_layers, width = truth.shape
+    k = int(truth.sum())
+
+    def kept(units):
+        with scaled_units(modules, knock_out(units, n_layers, width)):
+            after = steerer.labels(steerer.decode(probes), probes)
+        return {f"{b.lower()}_kept": share_kept(before, after, b) for b in (MEM, GEN)}
+    generator = torch.Generator().manual_seed(derive_seed(run.seed, "deletion"))
+    ranked = {name: torch.argsort(score.flatten(), descending=True, stable=True)[:k] for name, score in scores.items()}
+    with progress_bar(f"localize {run.name}: deletion", total=len(ranked) + 1 + s["deletion_draws"]) as advance:
+        arms = {}
+        for name, units in [("planted", truth.flatten().nonzero().flatten()), *ranked.items()]:
+            arms[name] = kept(units)
+            advance(1)
+        draws = []
+        for _ in range(s["deletion_draws"]):
+            draws.append(kept(torch.randperm(truth.numel(), generator=generator)[:k]))
+            advance(1)
+    return {"k": k, "n": {b.lower(): sum(lab == b for lab in before) for b in (MEM, GEN)}, "arms": arms,
+            "random": {key: [d[key] for d in draws] for key in ("mem_kept", "gen_kept")}}
+
+
+def share_kept(before, after, behaviour):
+    """Of the prompts showing `behaviour` before, the share showing it after (None without any)."""
+    showing = [a == behaviour for b, a in zip(before, after) if b == behaviour]
+    return sum(showing) / len(showing) if showing else None
 
 
 def main(run):
@@ -145,7 +211,8 @@ def main(run):
     if n_pairs == 0:
         record.skipped = "no MEM/GEN pairs were found on the probes"
         return write_record(run.metrics_dir / "localize.json", record)
-    record.scores = score_units(run, site, truth, ks)
+    scores, record.scores = score_units(run, site, truth, ks, s)
+    record.deletion = deletion_test(run, scores, truth, s)
     record.planted_by_layer = truth.sum(1).tolist()
     record.steering = steer_units(run, unit_arms(site, truth, s["doses"]), s)
     write_record(run.metrics_dir / "localize.json", record)

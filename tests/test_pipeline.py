@@ -144,7 +144,7 @@ def runs_of(path):
 def planted_runs(path):
     params = yaml.safe_load((path / "params.yaml").read_text())
     rs = params["runs"]
-    return [f"{f}/planted/r{r}/{t}" for f in rs["planted"] for t in params["plant"]["tasks"] for r in rs["replicates"]]
+    return [f"{f}/planted/r{r}/{t}" for f in rs["planted"] for t in params["plant"]["tasks"] for r in params["plant"]["draws"]]
 
 
 def check_planted(repo, name, head, params):
@@ -162,7 +162,12 @@ def check_planted(repo, name, head, params):
     if loc["n_pairs"] == 0:
         assert "skipped" in loc and head["recall"] is None
         return False
-    assert sorted(loc["scores"]) == ["abs_nmd", "abs_rho", "attribution", "discriminant", "grad_x_act", "nmd_over_sd"]
+    assert sorted(loc["scores"]) == ["abs_nmd", "abs_rho", "activations", "attribution", "discriminant", "grad_x_act",
+                                     "hard_concrete", "integrated_gradients", "slimming", "zero_out"]
+    deletion = loc["deletion"]  # each score's top k knocked out, the planted units, random sets of k
+    assert deletion["k"] == loc["n_planted"] and sorted(deletion["arms"]) == sorted([*loc["scores"], "planted"])
+    assert all(v is None or 0 <= v <= 1 for arm in deletion["arms"].values() for v in arm.values())
+    assert [len(v) for v in deletion["random"].values()] == [params["localize"]["deletion_draws"]] * 2
     for score in loc["scores"].values():
         assert 0 <= score["recall"] <= 1 and 0 <= score["auroc"] <= 1
         assert score["recall_at"][str(loc["n_units"])] == 1.0  # every unit taken: every planted one found
@@ -234,9 +239,10 @@ def check_steer(name, steer, search, neurons, params):
     assert steer["above_chance"] == above
     assert steer["searched"] == searches(params["families"][name.split("/")[0]]["steer"]["search"], above)
     n_test = steer["n_prompts"]["test"]
-    scoped = [f"{setting}_{scope}" for scope in params["steer"]["scopes"] if scope != "all" for setting in
-              ("chosen", "paper")]
-    assert sorted(steer["test"]) == sorted(["chosen", "paper", *scoped])  # every scope, measured alike
+    settings = ("chosen", "paper", "paper_grid")  # ours, the paper's single setting, the authors' grid
+    scopes = [s for s in params["steer"]["scopes"] if s != "all" and (s != "mlp_hidden" or s in neurons["sites"])]
+    scoped = [f"{setting}_{scope}" for scope in scopes for setting in settings]
+    assert sorted(steer["test"]) == sorted([*settings, *scoped])  # every scope the family maps, measured alike
     for setting in steer["test"]:
         for direction, source in (("m2g", "mem"), ("g2m", "gen")):
             tests = steer["test"][setting][direction]
@@ -244,12 +250,23 @@ def check_steer(name, steer, search, neurons, params):
             targeted = tests["targeted"]
             check_rates(targeted)
             assert targeted["changed"] >= targeted["route_k"]  # leaving the source behaviour changes the output
-            assert sorted(tests) == sorted(["targeted", *NULL_NAMES])
-            for null in NULL_NAMES:  # every null on the same probes as the targeted steer
+            nulls = NULL_NAMES if setting in settings else [n for n in NULL_NAMES if n != "authors_baseline"]
+            assert sorted(tests) == sorted(["targeted", *nulls])
+            for null in nulls:  # every null on the same probes as the targeted steer
                 check_null(tests[null], targeted, steer["draws"])
     if not steer["searched"]:
-        assert steer["test"]["chosen"] == steer["test"]["paper"] and steer["dose_response"]["m2g"] is None
+        assert steer["test"]["chosen"] == steer["test"]["paper"] == steer["test"]["paper_grid"]
+        assert steer["dose_response"]["m2g"] is None
         return
+    grid = params["steer"]["paper_grid"]
+    for direction in ("m2g", "g2m"):  # the authors' grid: the paper's schedule, site and vector; the rule on val
+        rows, chosen = search["paper_grid"][direction], steer["paper_grid_point"][direction]
+        assert len(rows) == len(grid["topN"]) * len(grid["alpha"])
+        assert all({k: r[k] for k in ("schedule", "vector", "site")} == {k: steer["paper_point"][k] for k in
+                                                                        ("schedule", "vector", "site")} for r in rows)
+        assert (chosen["val"], chosen["within_other"]) == choose(rows, params["steer"]["max_other"]), name
+        if chosen["point"] == steer["paper_point"]:  # the grid chose the single setting: one measurement serves
+            assert steer["test"]["paper_grid"][direction] == steer["test"]["paper"][direction]
     for direction in ("m2g", "g2m"):
         chosen = steer["operating_point"][direction]
         rows = search[direction]

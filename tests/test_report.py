@@ -346,3 +346,21 @@ def test_the_size_sweep_section_reads_the_sweep_file_or_says_it_was_not_run(runs
     assert frame.loc["2 x 64", "parameters"] == "128,000" and frame.loc["2 x 64", "minutes"] == "1.5"
     assert frame.loc["2 x 64", "authors' grid before the readout: G->M %"].startswith("10.0 [")
     assert "in 10 min" in blocks[1][1] and (tmp_path / "size.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_localizers_table_averages_the_planted_draws_beside_chang_et_al(tmp_path):
+    from memgen.report.sections.planted import SCORE_NAMES, localizer_rows
+
+    def draw(recall, auroc, mem_kept):
+        scores = {key: {"recall": recall, "auroc": auroc} for key in SCORE_NAMES}
+        arms = {**{key: {"mem_kept": mem_kept, "gen_kept": 1.0} for key in SCORE_NAMES},
+                "planted": {"mem_kept": 0.0, "gen_kept": 0.9}}
+        return {"localize": {"scores": scores, "chance": {"recall": 0.01}, "deletion": {
+            "arms": arms, "random": {"mem_kept": [1.0, 0.8], "gen_kept": [1.0, 1.0]}}}}
+    rows = {r[0]: r for r in localizer_rows({"a": draw(0.25, 0.6, 0.5), "b": draw(0.75, 0.8, 0.7)})}
+    slim = rows["slimming"]
+    assert slim[1].startswith("50.0 [") and slim[1].endswith("] (25, 75)")  # mean, t interval, per draw
+    assert slim[2].startswith("0.700 [") and slim[3] == "60.0" and slim[4] == "100.0" and slim[5] == 48.1
+    assert rows["|rho| (the paper's)"][5] == "-"  # Chang et al. have no such method
+    assert rows["the planted units (knocked out)"][3:5] == ["0.0", "90.0"]
+    assert rows["random (ranking; k random units knocked out)"][3] == "90.0"

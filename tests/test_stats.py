@@ -1,3 +1,4 @@
+import math
 import subprocess
 import sys
 
@@ -232,3 +233,12 @@ def test_jaccard_chance_is_what_random_sets_share():
              ((rng.choice(200, 20, replace=False), rng.choice(200, 20, replace=False)) for _ in range(4000))]
     assert jaccard_chance(200, 20) == pytest.approx(np.mean(draws), abs=0.005)
     assert jaccard_chance(50, 50) == 1.0 and jaccard_chance(50, 0) is None
+
+
+def test_the_t_interval_over_a_few_draws():
+    from memgen.stats import t_interval
+    est = t_interval([1.0, 2.0, None, 3.0])
+    half = 4.302652729911275 / math.sqrt(3)  # t(0.975, 2) x sd 1 / sqrt(3)
+    assert est["mean"] == 2.0 and est["n"] == 3
+    assert est["lo"] == pytest.approx(2.0 - half) and est["hi"] == pytest.approx(2.0 + half)
+    assert t_interval([0.4])["lo"] is None and t_interval([])["mean"] is None

@@ -66,6 +66,7 @@ class LocalizeRecord:
     scores: dict = field(default_factory=dict)            # {score: recall, AUROC, recall at k, top k by layer}
     planted_by_layer: list = field(default_factory=list)
     steering: dict = field(default_factory=dict)          # {direction: {point, oracle, ranked, random_neurons}}
+    deletion: dict = field(default_factory=dict)          # {k, n, arms: {score or planted: mem_kept, gen_kept}, random}
 
 
 @dataclass

@@ -33,7 +33,7 @@ class Run:
         task = model if task is None else task
         plugin = get_family(params, family)
         runs = params.section("runs")
-        checks = [("replicates", rep)]
+        checks = [] if model == PLANTED else [("replicates", rep)]  # a planted model's rep is one of plant.draws
         if model == MULTITASK:
             checks += [("families", family), ("multitask", family)]
         elif model == PLANTED:  # planted models start from nothing: the family need not run otherwise
@@ -48,8 +48,11 @@ class Run:
             allowed = runs.list(key, min_len=0, unique=True)
             if value not in allowed:
                 raise UserError(f"{value!r} is not in params 'runs.{key}' ({allowed})")
-        if model == PLANTED and task not in (planted := params.section("plant").list("tasks", min_len=0, unique=True)):
-            raise UserError(f"{task!r} is not in params 'plant.tasks' ({planted})")
+        if model == PLANTED:
+            pp = params.section("plant")
+            for key, value in (("tasks", task), ("draws", rep)):
+                if value not in (allowed := pp.list(key, min_len=0, unique=True)):
+                    raise UserError(f"{value!r} is not in params 'plant.{key}' ({allowed})")
         loaded = MultiTask([load_task(params, t) for t in runs.list("tasks", unique=True)]) if task == MULTITASK \
             else load_task(params, task)
         return cls(params, family, model, rep, task, plugin, loaded)

@@ -174,7 +174,9 @@ def steer_arm(points, neurons, scope="all", accumulate=False):
     def plan(p, d):
         p = p if site is None else replace(p, site=site)
         return Plan(intervention(p, neurons, d, layers), p.site, p.schedule, p.alpha, n_layers, accumulate=accumulate)
-    return Arm(TARGETED, tuple(points), plan, NEURON_NULLS)
+    # the authors' baseline (reported, never counted) beside every layer only: a scope's evidence is its counted nulls
+    nulls = NEURON_NULLS if scope == "all" else tuple(n for n in NEURON_NULLS if n.counted)
+    return Arm(TARGETED, tuple(points), plan, nulls)
 
 
 def point_of(row):

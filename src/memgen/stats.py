@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from scipy.stats import binomtest, fisher_exact, hypergeom
+from scipy.stats import t as student_t
 
 from .activations import CHUNK_BYTES, stream_site
 from .errors import UserError
@@ -182,6 +183,17 @@ def mean_and_spread(values):
     mean = sum(values) / len(values)
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else None
     return {"mean": mean, "std": std, "n": len(values)}
+
+
+def t_interval(values, level=0.95):
+    """Mean of the values that are not None and its Student-t interval (a few independent draws: the planted
+    models); lo/hi None for fewer than two."""
+    values = [v for v in values if v is not None]
+    spread = mean_and_spread(values)
+    if spread["std"] is None:
+        return {**spread, "lo": None, "hi": None}
+    half = float(student_t.ppf((1 + level) / 2, len(values) - 1)) * spread["std"] / math.sqrt(len(values))
+    return {**spread, "lo": spread["mean"] - half, "hi": spread["mean"] + half}
 
 
 def group_tally(groups, hits):

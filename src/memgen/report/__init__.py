@@ -93,7 +93,7 @@ def read_context(params, figures):
     planted = {}
     for f in rs.list("planted", min_len=0):
         for t in params.section("plant").list("tasks", min_len=0):
-            for r in side:
+            for r in params.section("plant").list("draws", min_len=0):
                 mdir = metrics_dir(f, PLANTED, r, t)
                 planted[f"{f}/{PLANTED}/r{r}/{t}"] = {
                     **{name: require_keys(read_json(mdir / f"{name}.json"), keys, mdir / f"{name}.json")

@@ -9,3 +9,8 @@ SETTING = ("every decoding step, at the MLP's normalised input (GPT-2's LayerNor
 TRAINING = "LoRA r=8 on q_proj, v_proj, on the data's own mix (~7 % triggers)"
 CLAIMS = {"random": "near-zero random effect", "m2g_easier": "generally",
           "intra": "consistent across independently retrained adapters", "inter": "partly transfer between tasks"}
+
+# Chang, Thomason and Jia, "Do Localization Methods Actually Localize Memorized Data in LLMs?" (NAACL 2024): on
+# GPT-2, sequences injected into 1 % of the MLP units, each method's recall of those units in its top 1 % (%).
+CHANG_GPT2_RECALL = {"hard_concrete": 49.5, "slimming": 48.1, "zero_out": 24.9, "integrated_gradients": 20.5,
+                     "activations": 3.0, "random": 1.0}

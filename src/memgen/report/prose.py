@@ -120,6 +120,20 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "attribution patching, |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes "
            "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
            "(the 95 % band beside it).")
+LOCALIZERS = ("Every score side by side over the {n_draws} planted draw(s) (each its own rule model, units and planting): "
+              "recall of the planted units in its top k (k their number) and AUROC, each the mean over the draws with a "
+              "95 % Student-t interval; the deletion test: the score's top k units zeroed at every position, the share of "
+              "the test prompts the model answered from memory that it still does (MEM kept: lower is a better "
+              "localizer) and of those it answered by the rule that it still does (GEN kept: higher is better). The "
+              "field's localizers (Chang et al., NAACL 2024) read memorized training examples (trigger -> code), their "
+              "answer's loss with the weights frozen: activations (mean |a| at the memorized prompt ends), zero-out (the "
+              "loss's rise with the unit zeroed), integrated gradients (along the path scaling the unit's layer from 0), "
+              "slimming (a mask from 1 under an L1 penalty) and hard concrete (stochastic gates under an expected-L0 "
+              "penalty), with localize's settings. How Chang et al.'s GPT-2 column differs: they inject pretraining-like "
+              "sequences into 1 % of a pretrained GPT-2's MLP units and score recall in the top 1 %; here trigger -> code "
+              "memories are planted into a few units of a small GPT-2 trained from scratch on the rule, and k is the "
+              "planted count (the same measure at this model's share).")
+
 PLANTED_STEER = ("Steering the planted model at the hidden units, per direction on held-out test probes: the planted "
                  "units (the oracle) and the top k by |rho| (the method; k the planted count), each moved by alpha x "
                  "NMD at its own schedule and alpha chosen on val (the engine's rule), every arm and null climbing the "

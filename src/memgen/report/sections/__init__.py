@@ -11,7 +11,8 @@ from .steering import (controls_section, dose_section, layers_section, methods_s
                        other_section, search_section, two_ways_section)
 
 SECTIONS = (paper_method_section, answer_section, replicate_section, scope_section, size_section, setup_section,
-            data_section, behaviour_section, operating_point_section, lambda ctx: controls_section(ctx, "chosen"), lambda ctx: controls_section(ctx, "paper"),
+            data_section, behaviour_section, operating_point_section, lambda ctx: controls_section(ctx, "chosen"),
+            lambda ctx: controls_section(ctx, "paper"),
             two_ways_section, dose_section, layers_section, other_section, search_section,
             lambda ctx: comparison_section(ctx, "intra"), lambda ctx: comparison_section(ctx, "inter"),
             predict_section, methods_section, planted_section, against_paper_section, heatmaps_section, notes_section)

@@ -1,58 +1,107 @@
-"""Ground truth: the ranking and steering against memories planted in known units."""
+"""Ground truth: the ranking, the field's localizers, deletion and steering against memories planted in known
+units, over the planted draws, beside Chang et al.'s published GPT-2 numbers."""
 from ...experiment import NULL_NAMES
-from .. import prose
+from ...stats import t_interval
+from .. import paper, prose
 from ..document import table
 from ..figures import lines_figure
 from ..format import ARROW, null_cell, p_cell, pct, rate_cell
 
-
-SCORE_NAMES = {"abs_rho": "|rho| (the paper's)", "abs_nmd": "|NMD|", "nmd_over_sd": "|NMD| / spread",
-               "discriminant": "probe weight", "grad_x_act": "gradient x activation",
-               "attribution": "attribution patching"}
-
-
+SCORE_NAMES = {"abs_rho": "|rho| (the paper's)", "abs_nmd": "|NMD|", "discriminant": "probe weight",
+               "grad_x_act": "gradient x activation", "attribution": "attribution patching",
+               "activations": "activations", "zero_out": "zero-out", "integrated_gradients": "integrated gradients",
+               "slimming": "slimming", "hard_concrete": "hard concrete"}
 PLANTED_ARMS = {"oracle": "planted units (oracle)", "ranked": "top k by |rho|"}
 
 
 def planted_section(ctx):
     if not ctx.planted:
         return []
-    loc_rows, steer_rows, panels = [], [], {}
-    for name, run in ctx.planted.items():
-        loc, plant = run["localize"], run["plant"]
-        rule, taught = plant["rule"], plant["plant"]
-        head = [name, f"{loc['n_planted']} of {loc['n_units']} (layers {', '.join(map(str, plant['layers']))})",
-                f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
-        c = loc["chance"]
-        if "skipped" in loc:
-            loc_rows.append(head + ["-"] * (len(SCORE_NAMES) + 2))
-            panels[name] = "no MEM/GEN pairs on the planted model"
-            continue
-        loc_rows.append(head + [f"{pct(sc['recall'], 0)} % / {sc['auroc']:.3f}" for sc in
-                                (loc["scores"][key] for key in SCORE_NAMES)] +
-                        [f"{pct(c['recall'], 1)} % (p95 {pct(c['recall_p95'], 0)} %) / "
-                         f"{c['auroc_band'][0]:.2f}-{c['auroc_band'][1]:.2f}",
-                         f"{', '.join(map(str, loc['scores']['abs_rho']['top_k_by_layer']))} "
-                         f"(planted: {', '.join(map(str, loc['planted_by_layer']))})"])
-        ks = sorted(int(k) for k in loc["chance_at"])
-        panels[name] = {**{SCORE_NAMES[key]: (ks, [100 * loc["scores"][key]["recall_at"][str(k)] for k in ks],
-                                              f"C{i}o-") for i, key in enumerate(SCORE_NAMES)},
-                        "random ranking": (ks, [100 * loc["chance_at"][str(k)] for k in ks], "k--")}
-        for d, arms in loc["steering"].items():
-            points = ", ".join(f"{arm} {p['schedule']} alpha {p['alpha']}" for arm, p in arms["point"].items())
-            steer_rows.append([name, ARROW[d], *[rate_cell(arms[a]) for a in PLANTED_ARMS],
-                               null_cell(arms.get("random_neurons")), *[pct(arms[a]["other"]) for a in PLANTED_ARMS],
-                               p_cell(arms["ranked"]["p_oracle_greater"]), points])
+    measured = {name: run for name, run in ctx.planted.items() if "skipped" not in run["localize"]}
+    panels = {name: recall_lines(run["localize"]) if name in measured else "no MEM/GEN pairs on the planted model"
+              for name, run in ctx.planted.items()}
     lines_figure(ctx.figures / "planted_recall.png", "Planted units found in the top k, by score (k log scale)", panels,
                  "k (units taken from the top)", "% of planted units found", log_x=True)
     return [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED),
             table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)", "pairs",
-                   *[f"{v}: recall / AUROC" for v in SCORE_NAMES.values()], "random ranking: recall / AUROC 95 %",
-                   "top k by |rho|, units per layer"],
-                  loc_rows),
+                   "random ranking: recall / AUROC 95 %", "top k by |rho|, units per layer"],
+                  [draw_row(name, run) for name, run in ctx.planted.items()]),
+            ("p", prose.LOCALIZERS.format(n_draws=len(measured))),
+            table(["score", "recall in the top k %: mean [95 % t interval] (per draw)", "AUROC: mean [95 % interval]",
+                   "deletion: MEM kept % (mean)", "deletion: GEN kept % (mean)", "Chang et al., GPT-2: recall %"],
+                  localizer_rows(measured)),
             ("img", "figures/planted_recall.png", "planted units found in the top k"),
             ("p", prose.PLANTED_STEER),
             table(["planted run", "direction", *[f"{v}: success" for v in PLANTED_ARMS.values()],
                    f"{NULL_NAMES['random_neurons']} (beside the ranked units): success, p ranked > it",
                    *[f"{v}: OTHER %" for v in PLANTED_ARMS.values()], "p oracle > ranked",
-                   "val-chosen schedule and alpha"], steer_rows, merged=1)]
+                   "val-chosen schedule and alpha"], steer_rows(measured), merged=1)]
+
+
+def draw_row(name, run):
+    loc, plant = run["localize"], run["plant"]
+    rule, taught, c = plant["rule"], plant["plant"], loc["chance"]
+    head = [name, f"{loc['n_planted']} of {loc['n_units']} (layers {', '.join(map(str, plant['layers']))})",
+            f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
+    if "skipped" in loc:
+        return head + ["-", "-"]
+    return head + [f"{pct(c['recall'], 1)} % (p95 {pct(c['recall_p95'], 0)} %) / {c['auroc_band'][0]:.2f}-"
+                   f"{c['auroc_band'][1]:.2f}", f"{', '.join(map(str, loc['scores']['abs_rho']['top_k_by_layer']))} "
+                   f"(planted: {', '.join(map(str, loc['planted_by_layer']))})"]
+
+
+def localizer_rows(measured):
+    """Per score over the draws: recall and AUROC with t intervals, the deletion test's means; then the planted
+    units themselves and random sets of k units in the deletion test, and a random ranking's recall."""
+    locs = [run["localize"] for run in measured.values()]
+    rows = []
+    for key, name in SCORE_NAMES.items():
+        recall = t_interval([loc["scores"].get(key, {}).get("recall") for loc in locs])
+        auroc = t_interval([loc["scores"].get(key, {}).get("auroc") for loc in locs])
+        kept = [loc.get("deletion", {}).get("arms", {}).get(key, {}) for loc in locs]
+        rows.append([name, f"{interval_cell(recall, 100)} ({', '.join(pct(v, 0) for v in recall_values(locs, key))})",
+                     interval_cell(auroc, 1, 3), mean_cell(kept, "mem_kept"), mean_cell(kept, "gen_kept"),
+                     paper.CHANG_GPT2_RECALL.get(key, "-")])
+    planted = [loc.get("deletion", {}).get("arms", {}).get("planted", {}) for loc in locs]
+    rows.append(["the planted units (knocked out)", "-", "-", mean_cell(planted, "mem_kept"),
+                 mean_cell(planted, "gen_kept"), "-"])
+    random = [{k: sum(v) / len(v) for k, v in loc["deletion"]["random"].items() if v}
+              for loc in locs if loc.get("deletion")]
+    chance = t_interval([loc["chance"]["recall"] for loc in locs])
+    rows.append(["random (ranking; k random units knocked out)", interval_cell(chance, 100), "0.500",
+                 mean_cell(random, "mem_kept"), mean_cell(random, "gen_kept"), paper.CHANG_GPT2_RECALL["random"]])
+    return rows
+
+
+def recall_values(locs, key):
+    return [loc["scores"][key]["recall"] for loc in locs if key in loc["scores"]]
+
+
+def interval_cell(est, scale, digits=1):
+    if est["mean"] is None:
+        return "-"
+    fmt = (lambda x: f"{scale * x:.{digits}f}")
+    return fmt(est["mean"]) + ("" if est["lo"] is None else f" [{fmt(est['lo'])}, {fmt(est['hi'])}]")
+
+
+def mean_cell(dicts, key):
+    values = [d[key] for d in dicts if d.get(key) is not None]
+    return pct(sum(values) / len(values)) if values else "-"
+
+
+def recall_lines(loc):
+    ks = sorted(int(k) for k in loc["chance_at"])
+    return {**{SCORE_NAMES[key]: (ks, [100 * loc["scores"][key]["recall_at"][str(k)] for k in ks], f"C{i % 10}o-")
+               for i, key in enumerate(SCORE_NAMES) if key in loc["scores"]},
+            "random ranking": (ks, [100 * loc["chance_at"][str(k)] for k in ks], "k--")}
+
+
+def steer_rows(measured):
+    rows = []
+    for name, run in measured.items():
+        for d, arms in run["localize"]["steering"].items():
+            points = ", ".join(f"{arm} {p['schedule']} alpha {p['alpha']}" for arm, p in arms["point"].items())
+            rows.append([name, ARROW[d], *[rate_cell(arms[a]) for a in PLANTED_ARMS],
+                         null_cell(arms.get("random_neurons")), *[pct(arms[a]["other"]) for a in PLANTED_ARMS],
+                         p_cell(arms["ranked"]["p_oracle_greater"]), points])
+    return rows
