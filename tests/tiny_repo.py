@@ -54,6 +54,9 @@ def make_repo(path, remote, over=None, files=None):
     params = merge(params, over or {})
     if "llama" in params["runs"]["families"] and params["families"]["llama"]["base"] == TINY_LLAMA:
         write_tiny_llama(path / TINY_LLAMA, params)
+    sweeps = path / "metrics" / "sweeps"  # the report reads the side sweeps' files: none run on this profile
+    sweeps.mkdir(parents=True)
+    (sweeps / "size.json").write_text('{"command": "python experiments/size_sweep.py", "sizes": []}\n')
     for name, src in (files or {}).items():
         (path / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(src, path / name)
