@@ -83,7 +83,7 @@ CASES = [
      "params: 'steer.alpha_ladder' must rise strictly through numbers > 0, got [-1.0, 1.0]"),
     (lambda d: d["steer"].update(max_other=INF), STEER, "params: 'steer.max_other' must be a finite number, got inf"),
     (lambda d: d["steer"].update(scopes=["all", "last_block"]), STEER,
-     "params: 'steer.scopes' must hold values among all, before_readout, got 'last_block'"),
+     "params: 'steer.scopes' must hold values among all, before_readout, mlp_hidden, got 'last_block'"),
     (lambda d: d["steer"]["paper"].update(alpha=NAN), STEER,
      "params: 'steer.paper.alpha' must hold numbers > 0 or 'adaptive', got nan"),
     (lambda d: d["steer"]["paper_grid"].update(topN=[0.05, 2]), STEER,
