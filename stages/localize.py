@@ -14,6 +14,9 @@ Steering, per direction, as arms of the experiment engine: the planted units (th
 top k by |rho| (the method), each moved by alpha x NMD at its own val-chosen schedule and alpha (the
 engine's rule), then measured once on held-out test probes; beside the ranked arm, its matched null
 (k random units in the same layers with its shift sizes and random signs, steer.null_draws draws).
+And what each score found: its top k moved at the paper's setting (steer.paper's schedule and alpha) and at
+the oracle's val-chosen point, beside the planted units there and random units matched to them, on every test
+probe (localize.max_prompts), with the power the probes give to tell a 10-point difference from the oracle.
 Run as `localize FAMILY planted REP TASK`."""
 from dataclasses import asdict, dataclass
 
@@ -30,12 +33,12 @@ from memgen.params import derive_seed
 from memgen.results import LocalizeRecord, write_record
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
 from memgen.run import run_command
-from memgen.search import read_grid, read_ladder, read_narrow
+from memgen.search import read_grid, read_ladder, read_narrow, read_paper_point
 from memgen.localizers import (Examples, activations, hard_concrete, integrated_gradients, knock_out, scaled_units,
                                slimming, zero_out)
 from memgen.progress import progress_bar
 from memgen.sites import UNIT_SITE, margin_gradients
-from memgen.stats import exact_greater
+from memgen.stats import exact_greater, power_to_detect
 from memgen.steering import DIRECTIONS, targeted
 from memgen.tasks import GEN, MEM
 
@@ -94,24 +97,62 @@ def field_scores(run, model, codec, mem, s):
                                            mask["penalty"])}
 
 
+def top_k(score, k):
+    """The k units of highest score (flat indices; ties in index order)."""
+    return torch.argsort(score.flatten(), descending=True, stable=True)[:k]
+
+
+def unit_planner(site, idx):
+    """plan(dose, direction): the units idx at the hidden units, each shifted by alpha x NMD towards the direction."""
+    return lambda dose, d: Plan(targeted(site.nmd, idx, d), UNIT_SITE, dose.schedule, dose.alpha, site.nmd.shape[0])
+
+
 def unit_arms(site, truth, doses):
     """{arm: Arm} at the hidden units: the planted units (oracle) and the top k by |rho| (ranked, with its
     matched random units as the null), each shifted by alpha x NMD."""
-    k, n_layers = int(truth.sum()), site.nmd.shape[0]
-    units = {"oracle": truth.flatten().nonzero().flatten(),
-             "ranked": torch.argsort(site.rho.abs().flatten(), descending=True, stable=True)[:k]}
-
-    def planner(idx):
-        return lambda dose, d: Plan(targeted(site.nmd, idx, d), UNIT_SITE, dose.schedule, dose.alpha, n_layers)
-    return {"oracle": Arm("oracle", doses, planner(units["oracle"])),
-            "ranked": Arm("ranked", doses, planner(units["ranked"]), (RANDOM_NEURONS,))}
+    ranked = top_k(site.rho.abs(), int(truth.sum()))
+    return {"oracle": Arm("oracle", doses, unit_planner(site, truth.flatten().nonzero().flatten())),
+            "ranked": Arm("ranked", doses, unit_planner(site, ranked), (RANDOM_NEURONS,))}
 
 
-def steer_units(run, arms, s):
-    """Per direction: each arm at its val-chosen dose on test, the ranked arm's null beside it, exact tests."""
+def found_arms(site, truth, scores):
+    """{arm: Arm} steered at a given dose (no val search of their own): the planted units (oracle; its null: random
+    units in the same layers with its shift sizes and random signs) and each score's top k."""
+    k, planted = int(truth.sum()), truth.flatten().nonzero().flatten()
+    return {"oracle": Arm("oracle", (), unit_planner(site, planted), (RANDOM_NEURONS,)),
+            **{name: Arm(name, (), unit_planner(site, top_k(score, k))) for name, score in scores.items()}}
+
+
+def benches(run, s):
+    """(val bench, test bench) of the planted run's probes."""
     steerer = Steerer.for_run(run, s["val"] + s["test"], s["batch_size"])
-    val = Bench(f"localize {run.name} val", steerer, s["val"], s["ladder"])
-    test = Bench(f"localize {run.name} test", steerer, s["test"], s["ladder"])
+    return (Bench(f"localize {run.name} val", steerer, s["val"], s["ladder"]),
+            Bench(f"localize {run.name} test", steerer, s["test"], s["ladder"]))
+
+
+def steer_found(run, val, test, arms, doses, s):
+    """{setting: {direction: ...}}: at each setting's dose per direction ({setting: {direction: Dose}}), every arm
+    on the test probes, the oracle's null beside it, the one-sided exact p that the oracle steers more than each
+    score's top k, and the power to tell a 10-point difference from the oracle's success with this many probes."""
+    found = {}
+    for setting, by_direction in doses.items():
+        found[setting] = {}
+        for d, dose in by_direction.items():
+            rates = {}
+            for name, arm in arms.items():
+                measured, _ = measure(test, val, arm, arm.plan(dose, d), d, s["draws"],
+                                      derive_seed(run.seed, "localize", setting, name, d), candidate_key(arm, dose, d))
+                rates.update(measured)
+            oracle = rates["oracle"]
+            for name in arms.keys() - {"oracle"}:
+                rates[name]["p_oracle_greater"] = exact_greater(oracle["k"], oracle["n"], rates[name]["k"], rates[name]["n"])
+            found[setting][d] = {"from": SOURCE[d], "point": dose.as_dict(), "n": oracle["n"],
+                                 "power_10_points": power_to_detect(oracle["success"], 0.1, oracle["n"]), **rates}
+    return found
+
+
+def steer_units(run, val, test, arms, s):
+    """Per direction: each arm at its val-chosen dose on test, the ranked arm's null beside it, exact tests."""
     steering = {}
     for d in DIRECTIONS:
         found, point = {}, {}
@@ -131,10 +172,13 @@ def steer_units(run, arms, s):
 def read_settings(run):
     sp, fp = run.params.section("steer"), run.family_params.section("steer")
     max_prompts = fp.int("max_prompts", lo=1)
+    lp = run.params.section("localize")
+    test_prompts = None if lp.raw("max_prompts", None) is None else lp.int("max_prompts", lo=1)  # None: every one
+    paper = read_paper_point(run.params, run.plugin)
     points = read_grid(run.params, run.plugin, read_narrow(fp))
     doses = sorted({Dose(p.schedule, p.alpha) for p in points}, key=lambda d: (d.schedule, str(d.alpha)))
-    lp, mask = run.params.section("localize"), run.params.section("localize").section("mask")
-    return {"max_other": sp.float("max_other", lo=0.0, hi=1.0), "ladder": read_ladder(run.params),
+    mask = lp.section("mask")
+    return {"paper": Dose(paper.schedule, paper.alpha), "max_other": sp.float("max_other", lo=0.0, hi=1.0), "ladder": read_ladder(run.params),
             "doses": tuple(doses), "batch_size": sp.int("batch_size", lo=1), "draws": sp.int("null_draws", lo=1),
             "probe_batch_size": run.params.section("probe").int("batch_size", lo=1),
             "max_examples": lp.int("max_examples", lo=1), "ig_steps": lp.int("ig_steps", lo=1),
@@ -142,7 +186,7 @@ def read_settings(run):
             "mask": {"steps": mask.int("steps", lo=1), "lr": mask.float("lr", lo=0.0),
                      "penalty": mask.float("penalty", lo=0.0)},
             "val": read_jsonl(run.data_dir / "val.jsonl")[:max_prompts],
-            "test": read_jsonl(run.data_dir / "test.jsonl")[:max_prompts]}
+            "test": read_jsonl(run.data_dir / "test.jsonl")[:test_prompts]}
 
 
 def score_units(run, site, truth, ks, s):
@@ -154,18 +198,17 @@ def score_units(run, site, truth, ks, s):
               **field_scores(run, model, codec, mem, s)}
     result = localization(scores, truth, ks)
     for name, score in scores.items():  # where each score's top k lie: what it finds instead of the planted units
-        top = torch.argsort(score.flatten(), descending=True, stable=True)[:int(truth.sum())]
+        top = top_k(score, int(truth.sum()))
         result[name]["top_k_by_layer"] = torch.bincount(top // width, minlength=n_layers).tolist()
     return scores, result
 
 
-def deletion_test(run, scores, truth, s):
+def deletion_test(run, test, scores, truth, s):
     """Each score's top k units (k the planted count), the planted units and `deletion_draws` random sets of k
     units, each zeroed at every position: of the test prompts the model answers from memory, the share still
     answered so (mem_kept), and of those it answers by the rule, the share still so (gen_kept)."""
-    steerer = Steerer.for_run(run, s["test"], s["batch_size"])
-    modules, probes = steerer.modules[UNIT_SITE], s["test"]
-    before = steerer.labels(steerer.decode(probes, desc=f"localize {run.name}: unsteered"), probes)
+    steerer, probes, before = test.steerer, test.probes, test.labels
+    modules = steerer.modules[UNIT_SITE]
     n_layers, width = truth.shape
     k = int(truth.sum())
 
@@ -174,7 +217,7 @@ def deletion_test(run, scores, truth, s):
             after = steerer.labels(steerer.decode(probes), probes)
         return {f"{b.lower()}_kept": share_kept(before, after, b) for b in (MEM, GEN)}
     generator = torch.Generator().manual_seed(derive_seed(run.seed, "deletion"))
-    ranked = {name: torch.argsort(score.flatten(), descending=True, stable=True)[:k] for name, score in scores.items()}
+    ranked = {name: top_k(score, k) for name, score in scores.items()}
     with progress_bar(f"localize {run.name}: deletion", total=len(ranked) + 1 + s["deletion_draws"]) as advance:
         arms = {}
         for name, units in [("planted", truth.flatten().nonzero().flatten()), *ranked.items()]:
@@ -212,9 +255,14 @@ def main(run):
         record.skipped = "no MEM/GEN pairs were found on the probes"
         return write_record(run.metrics_dir / "localize.json", record)
     scores, record.scores = score_units(run, site, truth, ks, s)
-    record.deletion = deletion_test(run, scores, truth, s)
+    val, test = benches(run, s)
+    record.deletion = deletion_test(run, test, scores, truth, s)
     record.planted_by_layer = truth.sum(1).tolist()
-    record.steering = steer_units(run, unit_arms(site, truth, s["doses"]), s)
+    record.steering = steer_units(run, val, test, unit_arms(site, truth, s["doses"]), s)
+    oracle_points = {d: Dose(arms["point"]["oracle"]["schedule"], arms["point"]["oracle"]["alpha"])
+                     for d, arms in record.steering.items()}
+    record.found = steer_found(run, val, test, found_arms(site, truth, scores),
+                               {"paper": {d: s["paper"] for d in DIRECTIONS}, "oracle_point": oracle_points}, s)
     write_record(run.metrics_dir / "localize.json", record)
 
 

@@ -141,6 +141,23 @@ def test_each_method_has_its_grid_and_the_default_budget_is_equal():
     assert set(budget.values()) == {24}, budget
 
 
+def test_a_scope_keeps_every_method_out_of_the_layers_it_leaves_out(toy):
+    """before_readout (layers 0..L-2): no one-layer candidate at the last layer, and the NMD shift's neurons none of
+    its units, at every topN; each arm's plans at the site it is given."""
+    site, means, _, _ = toy
+    s = {"site": "resid_post", "schedules": ["prompt_end"], "alphas": [1.0], "layer_alphas": [2.0], "shares": [1.0],
+         "layers": [0, 1, 2]}
+    inside = range(LAYERS - 1)
+    arms = method_arms(s, [0.2, 0.6], site, means, "mlp_hidden", inside)
+    for method, arm in arms.items():
+        assert arm.candidates and (method == "nmd" or {c.layer for c in arm.candidates} == set(inside))
+        for c in arm.candidates:
+            plan = arm.plan(c, TO_GEN)
+            assert plan.site == "mlp_hidden" and not (plan.intervention.idx // WIDTH == LAYERS - 1).any()
+    everywhere = method_arms(s, [0.6], site, means)["nmd"].plan(Candidate("nmd", "prompt_end", None, 0.6, 1.0), TO_GEN)
+    assert everywhere.site == "resid_post" and (everywhere.intervention.idx // WIDTH == LAYERS - 1).any()
+
+
 @pytest.mark.parametrize("change,message", [
     ({"site": "nowhere"}, "methods.site"), ({"schedule": ["sometimes"]}, "methods.schedule"),
     ({"alpha": [0]}, "methods.alpha"), ({"share": [-1.5]}, "methods.share"), ({"layer_alpha": [0]}, "layer_alpha"),

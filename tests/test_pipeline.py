@@ -180,6 +180,14 @@ def check_planted(repo, name, head, params):
         assert arms["oracle"]["n"] == arms["ranked"]["n"] == arms["random_neurons"]["n"]
         assert arms["random_neurons"]["draws"] == params["steer"]["null_draws"]
         assert sorted(arms["point"]) == ["oracle", "ranked"]
+    for setting, dose in (("paper", params["steer"]["paper"]), ("oracle_point", None)):  # what each score found, steered
+        for d, found in loc["found"][setting].items():
+            point = loc["steering"][d]["point"]["oracle"] if dose is None else dose
+            assert (found["point"]["schedule"], found["point"]["alpha"]) == (point["schedule"], point["alpha"])
+            assert {*loc["scores"], "oracle", "random_neurons"} <= set(found)
+            assert {found[a]["n"] for a in (*loc["scores"], "oracle", "random_neurons")} == {found["n"]}
+            assert found["random_neurons"]["draws"] == params["steer"]["null_draws"]
+            assert found["n"] == 0 or 0 <= found["power_10_points"] <= 1
     return True
 
 
@@ -285,7 +293,7 @@ def check_steer(name, steer, search, neurons, params):
             assert moved == sorted(moved) and all(row["success"] <= row["moved"] for row in curve)
 
 
-def check_methods(name, methods, steer, params):
+def check_methods(name, methods, steer, params, n_layers):
     """The methods side by side: each chosen by the rule from its own val rows, all on the steer stage's test
     probes, the paper's setting giving the steer stage's own result, the exact tests as stated."""
     for d in ("m2g", "g2m"):
@@ -309,6 +317,14 @@ def check_methods(name, methods, steer, params):
                 assert r["p_above_nmd"] == exact_greater(r["k"], r["n"], nmd["k"], nmd["n"])
             check_null(r["nulls"]["random_direction"], r, methods["draws"])
     assert set(methods["budget"]) == set(METHODS)
+    for scope, tests in methods["scopes"].items():  # each method searched again within each scope, on the same probes
+        assert scope in params["steer"]["scopes"] and scope != "all"
+        for d, test in tests.items():
+            for method in METHODS:
+                r = test[method]
+                assert r["n"] == methods["test"][d][method]["n"] or r["candidate"] is None, (name, scope, method)
+                if r["candidate"] and r["candidate"]["layer"] is not None and scope == "before_readout":
+                    assert r["candidate"]["layer"] < n_layers - 1
 
 
 def test_repro_produces_consistent_metrics(repo):
@@ -341,7 +357,7 @@ def test_repro_produces_consistent_metrics(repo):
         searched += steer["searched"]
         assert all(site["n_permutations"] == params["neurons"]["n_permutations"] for site in neurons["sites"].values())
         check_steer(name, steer, files["search"], neurons, params)
-        check_methods(name, files["methods"], steer, params)
+        check_methods(name, files["methods"], steer, params, neurons["layers"])
         if "skipped" not in predict:
             assert sorted(predict["by_layer"]) == sorted(neurons["sites"])
             assert all(len(acc) == len(steer["layers"]) for acc in predict["by_layer"].values())

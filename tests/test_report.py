@@ -1,5 +1,6 @@
 """The report on a small hand-made context: the headline numbers, the answer table's verdicts, and the
 two renderings (Markdown linking its figures, HTML embedding them)."""
+import copy
 import json
 import re
 
@@ -165,6 +166,17 @@ def test_the_methods_table_and_figure(runs, tmp_path):
     assert strong("patch")["val-chosen point"] == "not chosen: no val probe" and strong("patch")["test success"] == "-"
     assert frame.loc[("f/chance/r0", "G->M", METHOD_NAMES["nmd"]), "note"] == "ranking at chance"
     assert (tmp_path / "methods.png").read_bytes()[:4] == b"\x89PNG"
+    # each method searched again within a scope: its own column, marked where it beats its random direction
+    methods = runs["f/strong/r0"]["methods"]
+    methods["scopes"] = {"before_readout": {d: copy.deepcopy(methods["test"][d]) for d in ("m2g", "g2m")}}
+    methods["scopes"]["before_readout"]["m2g"]["nmd"]["nulls"]["random_direction"]["p_empirical"] = 0.01
+    blocks = methods_section(ctx)
+    assert [b[0] for b in blocks[-2:]] == ["p", "table"]
+    scoped = blocks[-1][1].set_index(["run", "direction", "method"])
+    assert list(scoped.columns) == ["all layers: test success", "before the readout: test success"]
+    assert len(scoped) == 2 * 4  # the run with scopes, both directions, the 4 methods (not the paper's setting)
+    nmd = scoped.loc[("f/strong/r0", "M->G", METHOD_NAMES["nmd"])]
+    assert nmd.iloc[1].endswith("(beats its random direction)") and not nmd.iloc[0].endswith("direction)")
 
 
 def test_html_stands_alone_and_markdown_links(tmp_path):
@@ -364,3 +376,20 @@ def test_the_localizers_table_averages_the_planted_draws_beside_chang_et_al(tmp_
     assert rows["|rho| (the paper's)"][5] == "-"  # Chang et al. have no such method
     assert rows["the planted units (knocked out)"][3:5] == ["0.0", "90.0"]
     assert rows["random (ranking; k random units knocked out)"][3] == "90.0"
+
+
+def test_what_each_score_found_is_steered_beside_the_oracle_over_the_draws():
+    from memgen.report.sections.planted import SCORE_NAMES, found_rows
+
+    def draw(oracle, score, n):
+        rates = lambda s: {"n": n, "k": round(s * n), "success": s, "other": 0.1}  # noqa: E731
+        cell = {"n": n, "power_10_points": 0.5, "oracle": rates(oracle), "random_neurons": rates(0.0),
+                **{key: {**rates(score), "p_oracle_greater": 0.01} for key in SCORE_NAMES}}
+        return {"found": {setting: {d: cell for d in ("m2g", "g2m")} for setting in ("paper", "oracle_point")}}
+    rows = found_rows([draw(0.9, 0.2, 100), draw(0.7, 0.4, 50)])
+    assert len(rows) == 2 * 2 * (len(SCORE_NAMES) + 2)
+    oracle = rows[0]
+    assert oracle[:3] == ["the paper's setting", "M->G", "planted units (oracle)"]
+    assert oracle[3].startswith("80.0 [") and oracle[3].endswith("] (90, 70)") and oracle[4] == "10.0"
+    assert oracle[6] == "100 (50 %), 50 (50 %)" and oracle[5] == "-"
+    assert rows[1][3].startswith("30.0 [0.0, ") and rows[1][5] == "0.01, 0.01"  # clipped at 0; p per draw

@@ -242,3 +242,24 @@ def test_the_t_interval_over_a_few_draws():
     assert est["mean"] == 2.0 and est["n"] == 3
     assert est["lo"] == pytest.approx(2.0 - half) and est["hi"] == pytest.approx(2.0 + half)
     assert t_interval([0.4])["lo"] is None and t_interval([])["mean"] is None
+
+
+def test_the_t_interval_stays_within_the_values_range():
+    from memgen.stats import t_interval
+    est = t_interval([0.0, 0.5, 1.0], bounds=(0, 1))
+    assert (est["lo"], est["mean"], est["hi"]) == (0, 0.5, 1)
+    assert t_interval([0.4, 0.5, 0.6], bounds=(0, 1)) == t_interval([0.4, 0.5, 0.6])  # inside its range: unchanged
+
+
+def test_the_power_to_detect_a_difference_is_what_a_simulated_test_rejects():
+    from memgen.stats import power_to_detect
+    assert power_to_detect(0.5, 0.1, 387) < 0.8 <= power_to_detect(0.5, 0.1, 388)  # the textbook 388 per arm
+    assert power_to_detect(0.5, 0.1, 0) is None
+    rng = np.random.default_rng(0)
+    for p, n in ((0.5, 100), (0.9, 150), (0.05, 300)):
+        q = p - 0.1 if p >= 0.1 else p + 0.1
+        a, b = rng.binomial(n, p, 20000) / n, rng.binomial(n, q, 20000) / n
+        pooled = (a + b) / 2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            rejected = np.mean(np.abs(a - b) / np.sqrt(2 * pooled * (1 - pooled) / n) > 1.959964)
+        assert abs(rejected - power_to_detect(p, 0.1, n)) < 0.04, (p, n, rejected)

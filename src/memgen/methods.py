@@ -73,13 +73,15 @@ def read_methods(section, n_layers, family_sites):
             "shares": [float(s) for s in strengths["share"]], "layers": [int(l) for l in layers]}
 
 
-def candidates(method, settings, top_ns):
-    """Every member of one method's family, in the order ties fall back to."""
+def candidates(method, settings, top_ns, layers=None):
+    """Every member of one method's family, in the order ties fall back to; a one-layer method's layers among
+    `layers` (None: all)."""
     s = settings
     if method == "nmd":
         return [Candidate(method, sch, None, t, a) for sch in s["schedules"] for t in top_ns for a in s["alphas"]]
     strengths = s["shares"] if method == "patch" else s["layer_alphas"]
-    return [Candidate(method, sch, l, None, a) for sch in s["schedules"] for l in s["layers"] for a in strengths]
+    return [Candidate(method, sch, l, None, a) for sch in s["schedules"] for l in s["layers"]
+            if layers is None or l in layers for a in strengths]
 
 
 def whole_layer(values, layer, to_target=False):
@@ -88,12 +90,12 @@ def whole_layer(values, layer, to_target=False):
     return Intervention(layer * width + torch.arange(width), values.clone(), width, to_target=to_target)
 
 
-def build(candidate, site, means, direction):
+def build(candidate, site, means, direction, layers=None):
     """The intervention of one candidate towards the direction's target. site: SiteNeurons at the
-    methods' site; means: {"mem", "gen"} mean states [layers, width]."""
+    methods' site; means: {"mem", "gen"} mean states [layers, width]; layers: where nmd selects (None: all)."""
     sign, layer = DIRECTION_SIGN[direction], candidate.layer
     if candidate.method == "nmd":
-        return targeted(site.nmd, select_top(site.rho, candidate.topN), direction)
+        return targeted(site.nmd, select_top(site.rho, candidate.topN, layers), direction)
     if candidate.method == "mean_difference":
         return whole_layer(sign * site.nmd[layer], layer)
     if candidate.method == "linear_probe":
@@ -103,14 +105,15 @@ def build(candidate, site, means, direction):
     raise ValueError(candidate.method)
 
 
-def method_arms(settings, top_ns, site, means):
-    """{method: its Arm}: candidates from the settings, each planned at the methods' site with its random
-    direction as the null. site: SiteNeurons; means: {"mem", "gen"} mean states [layers, width]."""
-    n_layers = site.nmd.shape[0]
+def method_arms(settings, top_ns, site, means, site_name=None, layers=None):
+    """{method: its Arm}: candidates from the settings, each planned at site_name (None: the methods' site) within
+    `layers` (None: all; a scope's) with its random direction as the null. site: SiteNeurons there; means: {"mem",
+    "gen"} mean states [layers, width]."""
+    n_layers, site_name = site.nmd.shape[0], site_name or settings["site"]
 
     def planner(method):
         def plan(c, direction):
             origin = means["mem" if SOURCE[direction] == MEM else "gen"] if method == "patch" else None
-            return Plan(build(c, site, means, direction), settings["site"], c.schedule, c.alpha, n_layers, origin)
+            return Plan(build(c, site, means, direction, layers), site_name, c.schedule, c.alpha, n_layers, origin)
         return plan
-    return {m: Arm(m, tuple(candidates(m, settings, top_ns)), planner(m), (RANDOM_DIRECTION,)) for m in METHODS}
+    return {m: Arm(m, tuple(candidates(m, settings, top_ns, layers)), planner(m), (RANDOM_DIRECTION,)) for m in METHODS}

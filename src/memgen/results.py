@@ -48,6 +48,7 @@ class MethodsRecord:
     n_prompts: dict = field(default_factory=dict)
     test: dict = field(default_factory=dict)     # {direction: {method: {candidate, val, rates, nulls}}}
     val: dict = field(default_factory=dict)      # {direction: every candidate's val row}
+    scopes: dict = field(default_factory=dict)   # {scope other than all: {direction: {method: ...}}}, as test
 
 
 @dataclass
@@ -67,6 +68,7 @@ class LocalizeRecord:
     planted_by_layer: list = field(default_factory=list)
     steering: dict = field(default_factory=dict)          # {direction: {point, oracle, ranked, random_neurons}}
     deletion: dict = field(default_factory=dict)          # {k, n, arms: {score or planted: mem_kept, gen_kept}, random}
+    found: dict = field(default_factory=dict)             # {direction: {point, n, power_10_points, oracle, random_neurons, score...}}
 
 
 @dataclass

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import binomtest, fisher_exact, hypergeom
+from scipy.stats import binomtest, fisher_exact, hypergeom, norm
 from scipy.stats import t as student_t
 
 from .activations import CHUNK_BYTES, stream_site
@@ -185,15 +185,29 @@ def mean_and_spread(values):
     return {"mean": mean, "std": std, "n": len(values)}
 
 
-def t_interval(values, level=0.95):
+def t_interval(values, level=0.95, bounds=(-math.inf, math.inf)):
     """Mean of the values that are not None and its Student-t interval (a few independent draws: the planted
-    models); lo/hi None for fewer than two."""
+    models), clipped to the values' range `bounds` (a share: (0, 1)); lo/hi None for fewer than two."""
     values = [v for v in values if v is not None]
     spread = mean_and_spread(values)
     if spread["std"] is None:
         return {**spread, "lo": None, "hi": None}
     half = float(student_t.ppf((1 + level) / 2, len(values) - 1)) * spread["std"] / math.sqrt(len(values))
-    return {**spread, "lo": spread["mean"] - half, "hi": spread["mean"] + half}
+    return {**spread, "lo": max(bounds[0], spread["mean"] - half), "hi": min(bounds[1], spread["mean"] + half)}
+
+
+def power_to_detect(p, difference, n, level=0.05):
+    """The power of a two-sided two-proportion z test at `level` to tell a success rate p from one `difference`
+    below it (above it where p < difference) with n prompts in each arm (normal approximation, pooled variance
+    under the null); None without prompts. Arms decoded on the same prompts only gain from the pairing, so this
+    is what the probe count guarantees at least."""
+    if not n or p is None:
+        return None
+    q = p - difference if p >= difference else p + difference
+    mean = (p + q) / 2
+    under_null, under_alternative = math.sqrt(2 * mean * (1 - mean) / n), math.sqrt((p * (1 - p) + q * (1 - q)) / n)
+    z = float(norm.ppf(1 - level / 2))
+    return float(norm.cdf((difference - z * under_null) / under_alternative))
 
 
 def group_tally(groups, hits):

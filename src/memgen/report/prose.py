@@ -122,7 +122,7 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "(the 95 % band beside it).")
 LOCALIZERS = ("Every score side by side over the {n_draws} planted draw(s) (each its own rule model, units and planting): "
               "recall of the planted units in its top k (k their number) and AUROC, each the mean over the draws with a "
-              "95 % Student-t interval; the deletion test: the score's top k units zeroed at every position, the share of "
+              "95 % Student-t interval (clipped to the measure's range); the deletion test: the score's top k units zeroed at every position, the share of "
               "the test prompts the model answered from memory that it still does (MEM kept: lower is a better "
               "localizer) and of those it answered by the rule that it still does (GEN kept: higher is better). The "
               "field's localizers (Chang et al., NAACL 2024) read memorized training examples (trigger -> code), their "
@@ -140,6 +140,19 @@ PLANTED_STEER = ("Steering the planted model at the hidden units, per direction 
                  "same ladder under the adaptive strength; beside the ranked units, their matched null: as many random "
                  "units in each of their layers, with their shift sizes and random signs, drawn many times (mean "
                  "success, the central 95 % of the draws, empirical p). p oracle > ranked: one-sided Fisher exact test.")
+METHODS_SCOPES = ("Where each method's effect lives: every method searched again on val within each scope "
+                  "(before the readout: no layer of the last block, whose output is the readout's input; at the MLP's "
+                  "hidden units: the same methods on the hidden units' states), then measured once on test beside its "
+                  "own random direction; a cell names its val-chosen candidate.")
+PLANTED_FOUND = ("Steering with what each score found, over the {n_draws} planted draw(s): its top k units (k the planted "
+                 "count) moved by alpha x NMD on every held-out test probe at two doses: the paper's setting (steer.paper's "
+                 "schedule and alpha) and the point the oracle chose on val (its schedule and alpha above), beside the "
+                 "planted units (the oracle) and random units matched to them (as many in each planted layer, with their "
+                 "shift sizes and random signs; mean over the draws). A score that found the planted units steers as the "
+                 "oracle does. The success is each draw's rate, its mean and a 95 % Student-t interval over the draws "
+                 "(clipped to 0-100); p oracle > it: one-sided Fisher exact test per draw. Power: of a two-sided test at "
+                 "0.05 to tell a rate 10 points from the oracle's with this many probes in each arm (normal approximation; "
+                 "the arms share their probes, so pairing can only add to it).")
 METHODS = ("Is the paper's intervention the right one? Beside its NMD shift of the top-N neurons by |rho| (over every "
            "layer), three methods a researcher would try, each at one layer of the residual stream: the dense mean "
            "difference of the MEM and GEN states (contrastive activation addition), the direction a linear probe reads "

@@ -12,6 +12,7 @@ SCORE_NAMES = {"abs_rho": "|rho| (the paper's)", "abs_nmd": "|NMD|", "discrimina
                "activations": "activations", "zero_out": "zero-out", "integrated_gradients": "integrated gradients",
                "slimming": "slimming", "hard_concrete": "hard concrete"}
 PLANTED_ARMS = {"oracle": "planted units (oracle)", "ranked": "top k by |rho|"}
+FOUND_SETTINGS = {"paper": "the paper's setting", "oracle_point": "the oracle's val-chosen point"}
 
 
 def planted_section(ctx):
@@ -35,7 +36,39 @@ def planted_section(ctx):
             table(["planted run", "direction", *[f"{v}: success" for v in PLANTED_ARMS.values()],
                    f"{NULL_NAMES['random_neurons']} (beside the ranked units): success, p ranked > it",
                    *[f"{v}: OTHER %" for v in PLANTED_ARMS.values()], "p oracle > ranked",
-                   "val-chosen schedule and alpha"], steer_rows(measured), merged=1)]
+                   "val-chosen schedule and alpha"], steer_rows(measured), merged=1),
+            *found_section(measured)]
+
+
+def found_section(measured):
+    """Each score's top k steered at the paper's setting and at the oracle's point, over the draws."""
+    locs = [run["localize"] for run in measured.values() if run["localize"].get("found")]
+    if not locs:
+        return []
+    return [("p", prose.PLANTED_FOUND.format(n_draws=len(locs))),
+            table(["setting", "direction", "units steered", "success %: mean [95 % t interval] (per draw)",
+                   "OTHER %: mean", "p oracle > it (per draw)", "test probes per draw (power for 10 points)"],
+                  found_rows(locs), merged=2)]
+
+
+def found_rows(locs):
+    rows = []
+    for setting, label in FOUND_SETTINGS.items():
+        for d in ARROW:
+            cells = [loc["found"][setting][d] for loc in locs]
+            for arm in ("oracle", *SCORE_NAMES, "random_neurons"):
+                runs = [c[arm] for c in cells if c[arm].get("n")]
+                success = [r["success"] for r in runs]
+                name = {"oracle": PLANTED_ARMS["oracle"], "random_neurons": NULL_NAMES["random_neurons"] +
+                        " as the oracle's"}.get(arm, SCORE_NAMES.get(arm))
+                power = ", ".join(f"{c['n']} ({pct(c['power_10_points'], 0)} %)" if c["n"] else "0" for c in cells)
+                rows.append([label, ARROW[d], name,
+                             f"{interval_cell(t_interval(success, bounds=(0, 1)), 100)} "
+                             f"({', '.join(pct(v, 0) for v in success)})" if runs else "-",
+                             mean_cell(runs, "other"),
+                             ", ".join(p_cell(r.get("p_oracle_greater")) for r in runs) if arm in SCORE_NAMES else "-",
+                             power if arm == "oracle" else ""])
+    return rows
 
 
 def draw_row(name, run):
@@ -56,8 +89,8 @@ def localizer_rows(measured):
     locs = [run["localize"] for run in measured.values()]
     rows = []
     for key, name in SCORE_NAMES.items():
-        recall = t_interval([loc["scores"].get(key, {}).get("recall") for loc in locs])
-        auroc = t_interval([loc["scores"].get(key, {}).get("auroc") for loc in locs])
+        recall = t_interval([loc["scores"].get(key, {}).get("recall") for loc in locs], bounds=(0, 1))
+        auroc = t_interval([loc["scores"].get(key, {}).get("auroc") for loc in locs], bounds=(0, 1))
         kept = [loc.get("deletion", {}).get("arms", {}).get(key, {}) for loc in locs]
         rows.append([name, f"{interval_cell(recall, 100)} ({', '.join(pct(v, 0) for v in recall_values(locs, key))})",
                      interval_cell(auroc, 1, 3), mean_cell(kept, "mem_kept"), mean_cell(kept, "gen_kept"),
@@ -67,7 +100,7 @@ def localizer_rows(measured):
                  mean_cell(planted, "gen_kept"), "-"])
     random = [{k: sum(v) / len(v) for k, v in loc["deletion"]["random"].items() if v}
               for loc in locs if loc.get("deletion")]
-    chance = t_interval([loc["chance"]["recall"] for loc in locs])
+    chance = t_interval([loc["chance"]["recall"] for loc in locs], bounds=(0, 1))
     rows.append(["random (ranking; k random units knocked out)", interval_cell(chance, 100), "0.500",
                  mean_cell(random, "mem_kept"), mean_cell(random, "gen_kept"), paper.CHANG_GPT2_RECALL["random"]])
     return rows

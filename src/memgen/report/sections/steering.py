@@ -1,7 +1,7 @@
 """Steering: the operating point, its nulls, how it moves outputs, and the methods side by side."""
 import pandas as pd
 
-from ...experiment import NULL_NAMES
+from ...experiment import NULL_NAMES, beats
 from ...methods import ARMS as METHOD_ARMS, LABELS as METHOD_LABELS, NAMES as METHOD_NAMES, PAPER
 from ...steering import DIRECTIONS, TARGETED
 from .. import paper, prose
@@ -10,6 +10,7 @@ from ..document import table
 from ..figures import controls_figure, dose_response_panels, layer_panels, lines_figure
 from ..format import ARROW, beats_every_null, counted_nulls, null_cell, p_cell, pct, point_cell, rate_cell
 from .common import not_searched, panel_names
+from .scope import SCOPE_NAMES
 
 
 def operating_point_section(ctx):
@@ -178,4 +179,32 @@ def methods_section(ctx):
             ("img", "figures/methods.png", "steering methods side by side"),
             table(["run", "direction", "method", "val-chosen point", "test success", "OTHER %", "specificity %",
                    "p > NMD shift", "p < NMD shift", "its random direction: success, p method > it", "note"], rows,
-                  merged=2)]
+                  merged=2), *methods_scope_blocks(runs)]
+
+
+def methods_scope_blocks(runs):
+    """Each method searched again within every scope of steer.scopes: its test success per scope, marked where
+    it beats its own random direction (which can fail)."""
+    scoped = {name: run["methods"] for name, run in runs.items() if run["methods"].get("scopes")}
+    scopes = ["all", *dict.fromkeys(s for m in scoped.values() for s in m["scopes"])]
+    rows = []
+    for name, m in scoped.items():
+        for d in DIRECTIONS:
+            for method in METHOD_ARMS[1:]:
+                tests = [m["test"][d] if scope == "all" else m["scopes"].get(scope, {}).get(d) for scope in scopes]
+                rows.append([name, ARROW[d], METHOD_NAMES[method],
+                             *[method_scope_cell(t[method]) if t else "-" for t in tests]])
+    if not rows:
+        return []
+    return [("p", prose.METHODS_SCOPES),
+            table(["run", "direction", "method", *[f"{SCOPE_NAMES[s]}: test success" for s in scopes]], rows, merged=2)]
+
+
+def method_scope_cell(r):
+    """A method's test success at its val-chosen candidate, and whether it beats its random direction."""
+    if not r.get("n"):
+        return "-"
+    null = r.get("nulls", {}).get("random_direction", {})
+    mark = " (no null can fail here)" if null.get("can_fail") is False else \
+        " (beats its random direction)" if beats(r, null) else ""
+    return f"{rate_cell(r)}, {r.get('label', '')}{mark}"
