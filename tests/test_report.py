@@ -393,3 +393,27 @@ def test_what_each_score_found_is_steered_beside_the_oracle_over_the_draws():
     assert oracle[3].startswith("80.0 [") and oracle[3].endswith("] (90, 70)") and oracle[4] == "10.0"
     assert oracle[6] == "100 (50 %), 50 (50 %)" and oracle[5] == "-"
     assert rows[1][3].startswith("30.0 [0.0, ") and rows[1][5] == "0.01, 0.01"  # clipped at 0; p per draw
+
+
+def test_a_side_runs_planted_draws_join_the_report_marked_and_checked():
+    from memgen.errors import UserError
+    from memgen.report import side_planted
+    from memgen.report.sections.planted import by_task
+    from memgen.results import SCHEMA_VERSION
+
+    def files(pairs):
+        localize = {"schema": {"kind": "localize", "version": SCHEMA_VERSION}, "n_pairs": pairs, "site": "mlp_hidden",
+                    "n_planted": 32, "n_units": 2048, "chance": {}, "chance_at": {}, "ranking_above_chance": False,
+                    "null": {}}
+        return {"plant": {"n_units": 32, "rule": {}, "plant": {}}, "probe": {"n_pairs": pairs}, "localize": localize}
+    sweep = {"command": "dvc exp run -S 'plant.tasks=[arithmetic]' localize",
+             "runs": {"gpt2/planted/r0/arithmetic": files(120), "gpt2/planted/r0/cipher": files(5)}}
+    default = {"gpt2/planted/r0/cipher": files(102)}
+    side = side_planted({"planted_arithmetic": sweep, "size": {"sizes": []}}, default)
+    assert list(side) == ["gpt2/planted/r0/arithmetic"]  # a run the default makes is the default's
+    assert side["gpt2/planted/r0/arithmetic"]["side"] == sweep["command"]
+    assert side["gpt2/planted/r0/arithmetic"]["localize"]["n_pairs"] == 120
+    assert list(by_task({**default, **side})) == ["cipher", "arithmetic"]
+    sweep["runs"]["gpt2/planted/r0/arithmetic"]["localize"]["schema"]["version"] = -1
+    with pytest.raises(UserError, match="planted_arithmetic.json: results of localize v-1"):
+        side_planted({"planted_arithmetic": sweep}, default)

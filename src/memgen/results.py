@@ -96,14 +96,18 @@ def write_record(path, record):
 
 def read_record(path, cls):
     """The record in a results file; one line if its schema is not the one this code reads."""
-    obj = read_json(path)
+    return record_of(read_json(path), cls, path)
+
+
+def record_of(obj, cls, where):
+    """The record in a JSON object (a results file's, or one gathered into a side sweep's file at `where`)."""
     schema = obj.get("schema") if isinstance(obj, dict) else None
     if schema != {"kind": cls.KIND, "version": SCHEMA_VERSION}:
         found = "no schema" if not isinstance(schema, dict) else f"{schema.get('kind')} v{schema.get('version')}"
-        raise UserError(f"{path}: results of {found}, this code reads {cls.KIND} v{SCHEMA_VERSION} "
+        raise UserError(f"{where}: results of {found}, this code reads {cls.KIND} v{SCHEMA_VERSION} "
                         f"(re-run the stage that makes it: dvc repro)")
     names = {f.name for f in fields(cls)}
     try:
         return cls(**{k: v for k, v in obj.items() if k in names})
     except TypeError as err:  # a required field is missing
-        raise UserError(f"{path}: malformed {cls.KIND} results ({err}); re-run the stage that makes it") from None
+        raise UserError(f"{where}: malformed {cls.KIND} results ({err}); re-run the stage that makes it") from None

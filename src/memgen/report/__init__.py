@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..io import read_json, require_keys
 from ..paths import PLANTED, comparison_path, metrics_dir
-from ..results import ComparisonRecord, LocalizeRecord, MethodsRecord, SteerRecord, read_record
+from ..results import ComparisonRecord, LocalizeRecord, MethodsRecord, SteerRecord, read_record, record_of
 from ..sites import SITE_NAMES
 from .compute import summary
 from .document import to_html, to_markdown
@@ -34,6 +34,7 @@ class Context:
     inter: dict
     figures: Path
     planted: dict = field(default_factory=dict)  # {family/planted/r<k>/<task>: {plant, probe, localize}}
+    planted_side: dict = field(default_factory=dict)  # the same from side runs (metrics/sweeps/planted_<task>.json), + side
     sweeps: dict = field(default_factory=dict)   # {name: metrics/sweeps/<name>.json}: side sweeps (experiments/)
     sites: tuple = SITE_NAMES
 
@@ -100,7 +101,24 @@ def read_context(params, figures):
                        for name, keys in PLANTED_FILES.items()},
                     "localize": record_dict(read_record(mdir / "localize.json", LocalizeRecord))}
     sweeps = {path.stem: read_json(path) for path in sorted(SWEEPS.glob("*.json"))}
-    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted, sweeps=sweeps)
+    return Context(params, families, tasks, reps, runs, data, intra, inter, Path(figures), planted,
+                   side_planted(sweeps, planted), sweeps=sweeps)
+
+
+def side_planted(sweeps, planted):
+    """The planted runs of side runs (metrics/sweeps/planted_<task>.json, experiments/planted_side.py) whose task the
+    default does not plant, each with its command under "side"."""
+    side = {}
+    for stem, sweep in sweeps.items():
+        if not stem.startswith("planted_"):
+            continue
+        for name, files in sweep["runs"].items():
+            if name not in planted:
+                where = SWEEPS / f"{stem}.json"
+                side[name] = {**{k: require_keys(files[k], keys, where) for k, keys in PLANTED_FILES.items()},
+                              "localize": record_dict(record_of(files["localize"], LocalizeRecord, where)),
+                              "side": sweep["command"]}
+    return side
 
 
 def record_dict(record):

@@ -120,7 +120,7 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "attribution patching, |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes "
            "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
            "(the 95 % band beside it).")
-LOCALIZERS = ("Every score side by side over the {n_draws} planted draw(s) (each its own rule model, units and planting): "
+LOCALIZERS = ("Per task, every score side by side over its planted draws (each its own rule model, units and planting): "
               "recall of the planted units in its top k (k their number) and AUROC, each the mean over the draws with a "
               "95 % Student-t interval (clipped to the measure's range); the deletion test: the score's top k units zeroed at every position, the share of "
               "the test prompts the model answered from memory that it still does (MEM kept: lower is a better "
@@ -144,7 +144,10 @@ METHODS_SCOPES = ("Where each method's effect lives: every method searched again
                   "(before the readout: no layer of the last block, whose output is the readout's input; at the MLP's "
                   "hidden units: the same methods on the hidden units' states), then measured once on test beside its "
                   "own random direction; a cell names its val-chosen candidate.")
-PLANTED_FOUND = ("Steering with what each score found, over the {n_draws} planted draw(s): its top k units (k the planted "
+PLANTED_SIDE = ("A draw marked side run is not in the default `dvc repro` (params plant.tasks): its results were made by "
+                "{commands} and committed in metrics/sweeps/ (experiments/planted_side.py), with the planting settings "
+                "that command names.")
+PLANTED_FOUND = ("Then steering with what each score found, over the task's planted draws: its top k units (k the planted "
                  "count) moved by alpha x NMD on every held-out test probe at two doses: the paper's setting (steer.paper's "
                  "schedule and alpha) and the point the oracle chose on val (its schedule and alpha above), beside the "
                  "planted units (the oracle) and random units matched to them (as many in each planted layer, with their "

@@ -16,28 +16,44 @@ FOUND_SETTINGS = {"paper": "the paper's setting", "oracle_point": "the oracle's 
 
 
 def planted_section(ctx):
-    if not ctx.planted:
+    """The planted draws, then per task (the default's, and any side run's): the localizers over its draws, the
+    oracle against |rho| and what each score found, steered."""
+    runs = {**ctx.planted, **ctx.planted_side}
+    if not runs:
         return []
-    measured = {name: run for name, run in ctx.planted.items() if "skipped" not in run["localize"]}
+    measured = {name: run for name, run in runs.items() if "skipped" not in run["localize"]}
     panels = {name: recall_lines(run["localize"]) if name in measured else "no MEM/GEN pairs on the planted model"
-              for name, run in ctx.planted.items()}
+              for name, run in runs.items()}
     lines_figure(ctx.figures / "planted_recall.png", "Planted units found in the top k, by score (k log scale)", panels,
                  "k (units taken from the top)", "% of planted units found", log_x=True)
-    return [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED),
-            table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)", "pairs",
-                   "random ranking: recall / AUROC 95 %", "top k by |rho|, units per layer"],
-                  [draw_row(name, run) for name, run in ctx.planted.items()]),
-            ("p", prose.LOCALIZERS.format(n_draws=len(measured))),
-            table(["score", "recall in the top k %: mean [95 % t interval] (per draw)", "AUROC: mean [95 % interval]",
-                   "deletion: MEM kept % (mean)", "deletion: GEN kept % (mean)", "Chang et al., GPT-2: recall %"],
-                  localizer_rows(measured)),
-            ("img", "figures/planted_recall.png", "planted units found in the top k"),
-            ("p", prose.PLANTED_STEER),
-            table(["planted run", "direction", *[f"{v}: success" for v in PLANTED_ARMS.values()],
-                   f"{NULL_NAMES['random_neurons']} (beside the ranked units): success, p ranked > it",
-                   *[f"{v}: OTHER %" for v in PLANTED_ARMS.values()], "p oracle > ranked",
-                   "val-chosen schedule and alpha"], steer_rows(measured), merged=1),
-            *found_section(measured)]
+    sides = sorted({run["side"] for run in runs.values() if "side" in run})
+    blocks = [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED),
+              table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)", "pairs",
+                     "random ranking: recall / AUROC 95 %", "top k by |rho|, units per layer"],
+                    [draw_row(name, run) for name, run in runs.items()]),
+              *([("p", prose.PLANTED_SIDE.format(commands="; ".join(f"`{c}`" for c in sides)))] if sides else []),
+              ("img", "figures/planted_recall.png", "planted units found in the top k"),
+              ("p", prose.LOCALIZERS), ("p", prose.PLANTED_STEER), ("p", prose.PLANTED_FOUND)]
+    for task, task_runs in by_task(measured).items():
+        side = " (side run)" if any("side" in run for run in task_runs.values()) else ""
+        blocks += [("h3", f"{task}: {len(task_runs)} planted draw(s){side}"),
+                   table(["score", "recall in the top k %: mean [95 % t interval] (per draw)",
+                          "AUROC: mean [95 % interval]", "deletion: MEM kept % (mean)", "deletion: GEN kept % (mean)",
+                          "Chang et al., GPT-2: recall %"], localizer_rows(task_runs)),
+                   table(["planted run", "direction", *[f"{v}: success" for v in PLANTED_ARMS.values()],
+                          f"{NULL_NAMES['random_neurons']} (beside the ranked units): success, p ranked > it",
+                          *[f"{v}: OTHER %" for v in PLANTED_ARMS.values()], "p oracle > ranked",
+                          "val-chosen schedule and alpha"], steer_rows(task_runs), merged=1),
+                   *found_section(task_runs)]
+    return blocks
+
+
+def by_task(runs):
+    """{task: {name: run}} in the runs' order (a planted run's name ends with its task)."""
+    grouped = {}
+    for name, run in runs.items():
+        grouped.setdefault(name.rsplit("/", 1)[1], {})[name] = run
+    return grouped
 
 
 def found_section(measured):
@@ -45,8 +61,7 @@ def found_section(measured):
     locs = [run["localize"] for run in measured.values() if run["localize"].get("found")]
     if not locs:
         return []
-    return [("p", prose.PLANTED_FOUND.format(n_draws=len(locs))),
-            table(["setting", "direction", "units steered", "success %: mean [95 % t interval] (per draw)",
+    return [table(["setting", "direction", "units steered", "success %: mean [95 % t interval] (per draw)",
                    "OTHER %: mean", "p oracle > it (per draw)", "test probes per draw (power for 10 points)"],
                   found_rows(locs), merged=2)]
 
@@ -74,7 +89,7 @@ def found_rows(locs):
 def draw_row(name, run):
     loc, plant = run["localize"], run["plant"]
     rule, taught, c = plant["rule"], plant["plant"], loc["chance"]
-    head = [name, f"{loc['n_planted']} of {loc['n_units']} (layers {', '.join(map(str, plant['layers']))})",
+    head = [name + (" (side run)" if "side" in run else ""), f"{loc['n_planted']} of {loc['n_units']} (layers {', '.join(map(str, plant['layers']))})",
             f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
     if "skipped" in loc:
         return head + ["-", "-"]
