@@ -585,10 +585,12 @@ def test_same_params_give_identical_bytes(repo, tmp_path):
 
 def assert_same_outputs(a_repo, b_repo):
     """On every output of b_repo's runs (a_repo has them too): data and bases byte-identical; per run, when
-    its trained model is byte-identical its captured states are equal within 1e-4, and every run whose
-    model and states are byte-identical is byte-identical in all it makes. (The CPU BLAS can round
-    differently from one process to the next, ~1e-5 in a forward pass: seen in a fresh clone, the planted
-    run's states differed under a byte-identical model.) Outputs over all runs differ with the set of runs."""
+    its trained model is byte-identical its captured states agree within 0.1 % of the largest state's magnitude
+    (other prompts' states would differ by about that magnitude), and every run whose model and states are
+    byte-identical is byte-identical in all it makes. (Not pinned down: one process's forward pass can differ
+    from another's: in a fresh clone a planted run's states differed by ~1e-5 under a byte-identical model, in CI
+    by more than 1e-4, while 1 and 2 threads give the same states here.) Outputs over all runs differ with the
+    set of runs."""
     a, b = lock_hashes(a_repo), lock_hashes(b_repo)
     shared = {p for p in b if p.startswith(("data/", "models/", "metrics/runs/"))}
     assert shared and shared <= set(a)
@@ -603,8 +605,10 @@ def assert_same_outputs(a_repo, b_repo):
     noisy = {run_of(p) for p in a if run_of(p) and any(run_of(p) == d or run_of(p).startswith(d + "/") for d in drifted)}
     for path in (p for p in a if p.endswith("activations.safetensors") and a[p] != b[p] and run_of(p) not in noisy):
         first, second = load_file(a_repo / path), load_file(b_repo / path)
-        assert first.keys() == second.keys() and all(
-            (first[k] - second[k]).abs().max() < 1e-4 for k in first), path
+        assert first.keys() == second.keys() and all(first[k].shape == second[k].shape for k in first), path
+        for k in first:
+            diff, scale = float((first[k] - second[k]).abs().max()), float(first[k].abs().max())
+            assert diff <= 1e-3 * max(1.0, scale), (path, k, diff, scale)
         noisy.add(run_of(path))
     for path in a:
         if run_of(path) and run_of(path) not in noisy:
@@ -618,7 +622,9 @@ def test_queued_alpha_sweep_reruns_only_steering(repo):
     out = sh(repo, "dvc", "exp", "run", "--queue", "-S", f"alpha={values[0]},{values[1]}")
     names = [line.split("'")[1] for line in out.splitlines() if line.startswith("Queued experiment")]
     assert len(names) == 2, out
-    sh(repo, "dvc", "queue", "start", "-j", "2")
+    # one worker: two side by side, each with parallel.threads torch threads on 2 cores, took 1,065 s in CI (one
+    # process's threads wait on the other's at every barrier)
+    sh(repo, "dvc", "queue", "start", "-j", "1")
     status = wait_for_queue(repo, names)
     for name in names:
         logs = sh(repo, "dvc", "queue", "logs", name)
