@@ -29,7 +29,8 @@ def read_runs(family, task):
     runs = {}
     for r in draws:
         folder = Path("metrics/runs") / family / "planted" / f"r{r}" / task
-        runs[f"{family}/planted/r{r}/{task}"] = {name: json.loads((folder / f"{name}.json").read_text()) for name in FILES}
+        runs[f"{family}/planted/r{r}/{task}"] = {name: json.loads((folder / f"{name}.json").read_text())
+                                                 for name in FILES}
     return runs
 
 
@@ -48,9 +49,9 @@ def main(family, task, out):
         subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics"], check=True)
         subprocess.run(["dvc", "checkout", "--force", "--quiet"], check=False)
     command = "dvc exp run " + " ".join(f"-S '{k}={v}'" for k, v in changes.items()) + " localize"
-    Path(out or f"metrics/sweeps/planted_{task}.json").write_text(json.dumps(
-        {"command": command, "script": f"python experiments/planted_side.py --task {task}", "family": family,
-         "task": task, "changes": changes, "seconds": round(time.monotonic() - started, 1), "runs": runs}, indent=1) + "\n")
+    result = {"command": command, "script": f"python experiments/planted_side.py --task {task}", "family": family,
+              "task": task, "changes": changes, "seconds": round(time.monotonic() - started, 1), "runs": runs}
+    Path(out or f"metrics/sweeps/planted_{task}.json").write_text(json.dumps(result, indent=1) + "\n")
     print(f"{task}: {len(runs)} planted draws, {(time.monotonic() - started) / 60:.1f} min", flush=True)
 
 

@@ -144,8 +144,9 @@ def steer_found(run, val, test, arms, doses, s):
                                       derive_seed(run.seed, "localize", setting, name, d), candidate_key(arm, dose, d))
                 rates.update(measured)
             oracle = rates["oracle"]
-            for name in arms.keys() - {"oracle"}:
-                rates[name]["p_oracle_greater"] = exact_greater(oracle["k"], oracle["n"], rates[name]["k"], rates[name]["n"])
+            for name in (name for name in arms if name != "oracle"):
+                r = rates[name]
+                r["p_oracle_greater"] = exact_greater(oracle["k"], oracle["n"], r["k"], r["n"])
             found[setting][d] = {"from": SOURCE[d], "point": dose.as_dict(), "n": oracle["n"],
                                  "power_10_points": power_to_detect(oracle["success"], 0.1, oracle["n"]), **rates}
     return found
@@ -178,7 +179,8 @@ def read_settings(run):
     points = read_grid(run.params, run.plugin, read_narrow(fp))
     doses = sorted({Dose(p.schedule, p.alpha) for p in points}, key=lambda d: (d.schedule, str(d.alpha)))
     mask = lp.section("mask")
-    return {"paper": Dose(paper.schedule, paper.alpha), "max_other": sp.float("max_other", lo=0.0, hi=1.0), "ladder": read_ladder(run.params),
+    return {"paper": Dose(paper.schedule, paper.alpha), "max_other": sp.float("max_other", lo=0.0, hi=1.0),
+            "ladder": read_ladder(run.params),
             "doses": tuple(doses), "batch_size": sp.int("batch_size", lo=1), "draws": sp.int("null_draws", lo=1),
             "probe_batch_size": run.params.section("probe").int("batch_size", lo=1),
             "max_examples": lp.int("max_examples", lo=1), "ig_steps": lp.int("ig_steps", lo=1),

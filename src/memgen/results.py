@@ -68,7 +68,7 @@ class LocalizeRecord:
     planted_by_layer: list = field(default_factory=list)
     steering: dict = field(default_factory=dict)          # {direction: {point, oracle, ranked, random_neurons}}
     deletion: dict = field(default_factory=dict)          # {k, n, arms: {score or planted: mem_kept, gen_kept}, random}
-    found: dict = field(default_factory=dict)             # {direction: {point, n, power_10_points, oracle, random_neurons, score...}}
+    found: dict = field(default_factory=dict)             # {setting: {direction: {point, n, power_10_points, arms}}}
 
 
 @dataclass

@@ -34,7 +34,7 @@ class Context:
     inter: dict
     figures: Path
     planted: dict = field(default_factory=dict)  # {family/planted/r<k>/<task>: {plant, probe, localize}}
-    planted_side: dict = field(default_factory=dict)  # the same from side runs (metrics/sweeps/planted_<task>.json), + side
+    planted_side: dict = field(default_factory=dict)  # the same from side runs (metrics/sweeps/), + their command
     sweeps: dict = field(default_factory=dict)   # {name: metrics/sweeps/<name>.json}: side sweeps (experiments/)
     sites: tuple = SITE_NAMES
 

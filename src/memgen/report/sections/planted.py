@@ -89,7 +89,8 @@ def found_rows(locs):
 def draw_row(name, run):
     loc, plant = run["localize"], run["plant"]
     rule, taught, c = plant["rule"], plant["plant"], loc["chance"]
-    head = [name + (" (side run)" if "side" in run else ""), f"{loc['n_planted']} of {loc['n_units']} (layers {', '.join(map(str, plant['layers']))})",
+    layers = ", ".join(map(str, plant["layers"]))
+    head = [name + (" (side run)" if "side" in run else ""), f"{loc['n_planted']} of {loc['n_units']} (layers {layers})",
             f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
     if "skipped" in loc:
         return head + ["-", "-"]
