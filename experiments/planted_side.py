@@ -16,6 +16,8 @@ from pathlib import Path
 import click
 import yaml
 
+from workspace import restore_workspace  # experiments/workspace.py: the script's own folder
+
 # arithmetic's memories did not take in 16 units of layers 1-2 (val MEM 3-11 %); measured on one rule model (val MEM
 # at the chosen checkpoint): 16 units at lr 0.1, share 0.5: 38 %; 32 units of layers 1-2, share 0.5, 900 steps: 76 %;
 # 8 units in each of the 4 layers, share 0.5, 900 steps: 85 %
@@ -46,8 +48,7 @@ def main(family, task, out):
         subprocess.run(["dvc", "exp", "run", *args, "localize"], check=True)
         runs = read_runs(family, task)
     finally:  # the workspace as it was: the default run's params, lock and outputs
-        subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics"], check=True)
-        subprocess.run(["dvc", "checkout", "--force", "--quiet"], check=False)
+        restore_workspace()
     command = "dvc exp run " + " ".join(f"-S '{k}={v}'" for k, v in changes.items()) + " localize"
     result = {"command": command, "script": f"python experiments/planted_side.py --task {task}", "family": family,
               "task": task, "changes": changes, "seconds": round(time.monotonic() - started, 1), "runs": runs}

@@ -15,6 +15,8 @@ from pathlib import Path
 import click
 from safetensors import safe_open
 
+from workspace import restore_workspace  # experiments/workspace.py: the script's own folder
+
 SETTINGS = ("paper", "paper_before_readout", "paper_grid", "paper_grid_before_readout", "chosen")
 RATE_KEYS = ("k", "n", "success", "ci95")
 
@@ -71,8 +73,7 @@ def main(family, task, sizes, out):
             results.append({**result, "seconds": round(seconds, 1)})
             print(f"{size}: {result['pairs']} pairs, {seconds / 60:.1f} min", flush=True)
     finally:  # the workspace as it was: the default run's params, lock and outputs
-        subprocess.run(["git", "checkout", "--", "params.yaml", "dvc.lock", "metrics"], check=True)
-        subprocess.run(["dvc", "checkout", "--force", "--quiet"], check=False)
+        restore_workspace()
     changes = (f"runs.families [{family}], runs.tasks [{task}], runs.replicates [0], no planted model, steer.scopes "
                "[all, before_readout]; model: n_layer, n_embd, n_head as in each row")
     Path(out).write_text(json.dumps({"command": f"python experiments/size_sweep.py --sizes {sizes}", "family": family,

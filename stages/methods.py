@@ -57,12 +57,15 @@ def with_exact_tests(result):
     return result
 
 
-def scoped_arms(run, s, neurons, scope, n_layers):
+def mean_states(run, site):
+    """{"mem", "gen"}: the pairs' mean state at the site [layers, width]."""
+    mem, gen = read_site(run.run_dir / "activations.safetensors", site)
+    return {"mem": mem.double().mean(0).float(), "gen": gen.double().mean(0).float()}
+
+
+def scoped_arms(s, neurons, means, site, scope, n_layers):
     """The methods' arms within a scope: at its site (the methods' own, or the MLP's hidden units), choosing
     among its layers. Outside "all" an arm is named `<method> <scope>`: its own decodes and null seeds."""
-    site = SCOPE_SITE.get(scope, s["site"])
-    mem, gen = read_site(run.run_dir / "activations.safetensors", site)
-    means = {"mem": mem.double().mean(0).float(), "gen": gen.double().mean(0).float()}
     arms = method_arms(s, s["topN"], neurons[site], means, site, scope_layers(scope, n_layers))
     return {m: arm if scope == "all" else replace(arm, name=f"{m} {scope}") for m, arm in arms.items()}
 
@@ -81,11 +84,13 @@ def main(run):
     steerer = Steerer.for_run(run, val_probes + test_probes, s["batch_size"])
     val = Bench(f"methods {run.name} val", steerer, val_probes, s["ladder"])
     test = Bench(f"methods {run.name} test", steerer, test_probes, s["ladder"])
+    means = {}  # per site, read once: "all" and before_readout share the methods' site
     for scope in s["scopes"]:
         site = SCOPE_SITE.get(scope, s["site"])
         if site not in neurons:  # the family does not map the scope's site
             continue
-        arms = scoped_arms(run, s, neurons, scope, n_layers)
+        means.setdefault(site, mean_states(run, site))
+        arms = scoped_arms(s, neurons, means[site], site, scope, n_layers)
         for d in DIRECTIONS:
             chosen = {}
             for m, arm in arms.items():

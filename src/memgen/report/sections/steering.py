@@ -2,7 +2,7 @@
 import pandas as pd
 
 from ...experiment import NULL_NAMES, beats
-from ...methods import ARMS as METHOD_ARMS, LABELS as METHOD_LABELS, NAMES as METHOD_NAMES, PAPER
+from ...methods import ARMS as METHOD_ARMS, LABELS as METHOD_LABELS, METHODS, NAMES as METHOD_NAMES, PAPER
 from ...steering import DIRECTIONS, TARGETED
 from .. import paper, prose
 from ..compute import SETTINGS
@@ -190,7 +190,7 @@ def methods_scope_blocks(runs):
     rows = []
     for name, m in scoped.items():
         for d in DIRECTIONS:
-            for method in METHOD_ARMS[1:]:
+            for method in METHODS:
                 tests = [m["test"][d] if scope == "all" else m["scopes"].get(scope, {}).get(d) for scope in scopes]
                 rows.append([name, ARROW[d], METHOD_NAMES[method],
                              *[method_scope_cell(t[method]) if t else "-" for t in tests]])
