@@ -12,12 +12,13 @@ the test prompts answered from memory that still are (MEM kept) against the shar
 still are (GEN kept), beside the planted units and random sets of k units.
 Steering, per direction, as arms of the experiment engine: the planted units (the oracle) and the
 top k by |rho| (the method), each moved by alpha x NMD at its own val-chosen schedule and alpha (the
-engine's rule), then measured once on held-out test probes; beside the ranked arm, its matched null
+engine's rule, among localize.doses), then measured once on held-out test probes; beside the ranked arm, its matched null
 (k random units in the same layers with its shift sizes and random signs, steer.null_draws draws).
 And what each score found: its top k moved at the paper's setting (steer.paper's schedule and alpha) and at
 the oracle's val-chosen point, beside the planted units there and random units matched to them, on every test
 probe (localize.max_prompts), with the power the probes give to tell a 10-point difference from the oracle.
 Run as `localize FAMILY planted REP TASK`."""
+import itertools
 from dataclasses import asdict, dataclass
 
 import torch
@@ -33,7 +34,7 @@ from memgen.params import derive_seed
 from memgen.results import LocalizeRecord, write_record
 from memgen.planting import UNITS_FILE, chance, localization, truth_mask
 from memgen.run import run_command
-from memgen.search import read_grid, read_ladder, read_narrow, read_paper_point
+from memgen.search import read_knob, read_ladder, read_paper_point
 from memgen.localizers import (Examples, activations, hard_concrete, integrated_gradients, knock_out, scaled_units,
                                slimming, zero_out)
 from memgen.progress import progress_bar
@@ -176,8 +177,9 @@ def read_settings(run):
     lp = run.params.section("localize")
     test_prompts = None if lp.raw("max_prompts", None) is None else lp.int("max_prompts", lo=1)  # None: every one
     paper = read_paper_point(run.params, run.plugin)
-    points = read_grid(run.params, run.plugin, read_narrow(fp))
-    doses = sorted({Dose(p.schedule, p.alpha) for p in points}, key=lambda d: (d.schedule, str(d.alpha)))
+    # the benchmark's own dose grid: a sweep of the top-level alpha or schedule leaves it as it is
+    dose_grid = itertools.product(*(read_knob(lp.section("doses"), k, run.plugin) for k in ("schedule", "alpha")))
+    doses = sorted({Dose(*dose) for dose in dose_grid}, key=lambda d: (d.schedule, str(d.alpha)))
     mask = lp.section("mask")
     return {"paper": Dose(paper.schedule, paper.alpha), "max_other": sp.float("max_other", lo=0.0, hi=1.0),
             "ladder": read_ladder(run.params),

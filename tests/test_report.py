@@ -297,6 +297,31 @@ def test_a_transfer_cell_on_few_prompts_is_not_evaluable_and_jaccard_has_its_cha
 
 
 
+def test_the_transfer_table_pools_each_scope_apart(tmp_path):
+    """Two replicates whose neurons transfer whole at every layer and not at all before the readout: the scope table
+    gives each scope its own pooled ratio and count above the control; comparisons without scopes add no table."""
+    from memgen.report.format import ARROW
+    from memgen.report.sections.consistency import scope_blocks
+    from memgen.stats import ratio_bootstrap
+    reps = ("r0", "r1")
+
+    def setting(k_other):  # each column's own steer moves 20 of 40, another replicate's neurons k_other
+        cells = {d: {s: {t: {**rates(20 if s == t else k_other, 40), "by_group": by_group(20 if s == t else k_other, 40)}
+                         for t in reps} for s in reps} for d in DIRECTIONS}
+        ratio = {d: {s: {t: ratio_bootstrap(cells[d][s][t]["by_group"], cells[d][t][t]["by_group"]) for t in reps}
+                     for s in reps} for d in DIRECTIONS}
+        return {**cells, "ratio": ratio, "control": {d: {t: null_of(cells[d][t][t], [2] * 10) for t in reps}
+                                                     for d in DIRECTIONS}}
+    comp = {"family": "f", "runs": list(reps), "paper": setting(20), "chosen": setting(20)}
+    ctx = Context(None, ["f"], ["t"], [0, 1], {}, {}, {"f/t": comp}, {}, tmp_path)
+    assert scope_blocks(ctx, "intra") == []
+    comp["scopes"] = {"before_readout": {"paper": setting(0), "chosen": setting(0)}}
+    frame = scope_blocks(ctx, "intra")[1][1].set_index(["setting", "direction"])
+    row = frame.loc[("the paper's setting", ARROW["m2g"])]
+    assert row["all layers"] == "1.00 (2 of 2; 2 above control)"
+    assert row["before the readout"] == "0.00 (2 of 2; 0 above control)"
+
+
 def test_the_report_leads_with_the_papers_method_and_a_verdict_per_claim(tmp_path):
     """Three seeds of a task whose ranking beats chance and three at chance: the first table gives the paper's method
     at the authors' grid and at its single setting over seeds; the verdicts judge only the task above chance (its

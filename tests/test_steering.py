@@ -168,6 +168,17 @@ def test_the_grid_is_every_combination_of_the_knobs(params_data):
     assert {p.alpha for p in grid} == {3.0, ADAPTIVE}
 
 
+def test_a_knob_read_from_a_section_is_checked_under_the_sections_name():
+    from memgen.params import Params
+    from memgen.search import read_knob
+
+    doses = Params({"localize": {"doses": {"alpha": [3, "adaptive"], "schedule": "sometimes"}}}).section(
+        "localize").section("doses")
+    assert read_knob(doses, "alpha", BUILT_IN["gpt2"]) == [3.0, ADAPTIVE]
+    with pytest.raises(UserError, match="localize.doses.schedule"):
+        read_knob(doses, "schedule", BUILT_IN["gpt2"])
+
+
 def test_a_family_grid_narrows_the_knobs_it_names(params_data):
     params_data.update(topN=[0.05, 0.1], alpha=[3, "adaptive"], schedule=["every_step", "prompt_end"],
                        site=["mlp_in", "resid_post"], vector="nmd")

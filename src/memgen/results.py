@@ -85,6 +85,9 @@ class ComparisonRecord:
     task: str = None   # intra: the task
     rep: int = None    # inter: the replicate
     model: str = None  # inter: what the tasks' models share
+    # {scope other than all (steer.scopes): {paper: ..., chosen: ...}}, each as above, the source's neurons selected
+    # within the scope's layers (before_readout) or at its site (mlp_hidden; the points recorded before the move)
+    scopes: dict = field(default_factory=dict)
 
 
 RECORDS = {cls.KIND: cls for cls in (SteerRecord, MethodsRecord, LocalizeRecord, ComparisonRecord)}

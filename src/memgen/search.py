@@ -70,8 +70,8 @@ def read_grid(params, family, narrow=None):
 
 
 def read_knob(params, knob, family):
-    """One top-level knob's values, checked: always a list."""
-    return [_checks(family)[knob](v, knob) for v in params.one_or_list(knob)]
+    """One knob's values (top-level, or a section's key of the knob's name), checked: always a list."""
+    return [_checks(family)[knob](v, params.dotted(knob)) for v in params.one_or_list(knob)]
 
 
 def read_point(section, family, default_site=None):

@@ -39,6 +39,13 @@ COMPARISON_SETTINGS = {"paper": "the paper's setting", "chosen": "each source's 
 MIN_EVALUABLE = 30  # test prompts a transfer cell needs before its rate is read
 
 
+def scoped_view(comparison, scope):
+    """An intra/inter comparison as measured within one scope ("all": itself), in the shape transfer_summary reads."""
+    if scope == "all":
+        return comparison
+    return {**{k: v for k, v in comparison.items() if k not in COMPARISON_SETTINGS}, **comparison["scopes"][scope]}
+
+
 def has_effect(own, control):
     """Whether a target's own steer is there to transfer: measured on >= MIN_EVALUABLE prompts and above its matched
     random control's 95th percentile (a ratio over an effect a random selection matches means nothing)."""

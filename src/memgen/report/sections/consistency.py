@@ -2,9 +2,11 @@
 from ...stats import BOOTSTRAP_RESAMPLES
 from ...steering import DIRECTIONS
 from .. import prose
-from ..compute import COMPARISON_SETTINGS, MIN_EVALUABLE, replicate_aggregates, transfer_summary
+from ..compute import (COMPARISON_SETTINGS, MIN_EVALUABLE, claim_summary, replicate_aggregates, scoped_view,
+                       transfer_summary)
 from ..document import table
 from ..format import ARROW, pct, rate_cell
+from .scope import SCOPE_NAMES
 
 
 def replicate_section(ctx):
@@ -51,10 +53,41 @@ def comparison_section(ctx, kind):
                              "evaluable off-diagonal cells (the column's own steer above its control)",
                              "transfer ratio: mean (range)",
                              "cells above the matched random control's 95th percentile"], rows))
+    blocks += scope_blocks(ctx, kind)
     for name, comp in getattr(ctx, kind).items():
-        tables = [b for setting, label in COMPARISON_SETTINGS.items() for b in matrix_blocks(comp, setting, f"{name} at {label}")]
+        tables = [b for scope in ("all", *(comp.get("scopes") or {})) for setting, label in COMPARISON_SETTINGS.items()
+                  for b in matrix_blocks(scoped_view(comp, scope), setting,
+                                         f"{name} at {label}" + ("" if scope == "all" else f", {SCOPE_NAMES[scope]}"))]
         blocks.append(("details", name if kind == "intra" else f"{name} ({comp['model']})", tables))
     return blocks
+
+
+def scope_blocks(ctx, kind):
+    """Where the transfer lives: per family, setting and direction, the off-diagonal transfer pooled over the
+    comparisons (claim_summary) at every layer and within each scope the comparisons were measured in."""
+    comparisons = getattr(ctx, kind)
+    scopes = list(dict.fromkeys(sc for c in comparisons.values() for sc in c.get("scopes") or {}))
+    if not scopes:
+        return []
+    rows = []
+    for family in dict.fromkeys(c["family"] for c in comparisons.values()):
+        for setting in COMPARISON_SETTINGS:
+            for d in DIRECTIONS:
+                cells = [pooled_cell(comparisons, family, setting, d, scope) for scope in ("all", *scopes)]
+                rows.append([family, COMPARISON_SETTINGS[setting], ARROW[d], *cells])
+    return [("p", f"Where the {kind} transfer lives: the evaluable off-diagonal cells pooled over the comparisons, "
+                  "their mean transfer ratio and how many beat the column's matched random control, with the source's "
+                  "neurons at every layer, kept out of the last block, or taken at the MLP's hidden units (the "
+                  "column's own steer and its control measured in the same scope)."),
+            table(["family", "setting", "direction", *[SCOPE_NAMES.get(sc, sc) for sc in ("all", *scopes)]], rows)]
+
+
+def pooled_cell(comparisons, family, setting, direction, scope):
+    views = {n: scoped_view(c, scope) for n, c in comparisons.items() if scope == "all" or scope in (c.get("scopes") or {})}
+    c = claim_summary(views, family, setting, direction)
+    if c is None:
+        return "no evaluable cell"
+    return f"{c['mean_ratio']:.2f} ({c['evaluable']} of {c['cells']}; {c['above_control']} above control)"
 
 
 def matrix_blocks(comparison, setting, label):
