@@ -89,7 +89,8 @@ def main(run):
         site = SCOPE_SITE.get(scope, s["site"])
         if site not in neurons:  # the family does not map the scope's site
             continue
-        means.setdefault(site, mean_states(run, site))
+        if site not in means:
+            means[site] = mean_states(run, site)
         arms = scoped_arms(s, neurons, means[site], site, scope, n_layers)
         for d in DIRECTIONS:
             chosen = {}
