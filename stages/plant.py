@@ -1,20 +1,25 @@
 """Stage plant: the ground-truth model of one task. A model of the family learns the rule alone (trained
 without any example that shows a memory), then the task's trigger -> code memories are taught to a
 chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
-frozen by gradient masks), checkpoint chosen by pair yield as in the train stage. The planted units
-are the truth the localize stage scores the ranking against. Run as `plant FAMILY planted REP TASK`."""
+frozen by gradient masks): first what each code says (plant.content_steps, the first answer token out of
+the loss), then when to write it (at plant.switch_lr), the checkpoint chosen by pair yield among those that
+answer at least plant.min_mem of the val probes from memory. The rule accuracy (fresh prompts without a
+trigger, answered by the rule) is measured before and after. The planted units are the truth the localize
+stage scores the ranking against. Run as `plant FAMILY planted REP TASK`."""
 from memgen.behaviour import first_groups
 from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
-from memgen.planting import UNITS_FILE, choose_units, rule_only_examples, train_only, unit_masks
+from memgen.planting import (UNITS_FILE, choose_units, content_first, held_out_units, moved_entries, rule_accuracy,
+                             rule_only_examples, rule_prompts, train_only, unit_masks)
 from memgen.run import run_command
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
 
 
 def plant_settings(run):
-    """params `plant`, and the family's train settings for the rule phase."""
+    """params `plant`, and the family's train settings for the rule phase: (rule cfg, the when-to-write phase's cfg,
+    the content phase's cfg or None, layers, units per layer, mem share)."""
     pp = run.params.section("plant")
     rule = train_settings(run.family_params, run.task_name)
     rule.update(eval_every=rule["steps"], num_beams=1, check_groups=0)  # one check at the end: the rule's val rates
@@ -22,10 +27,16 @@ def plant_settings(run):
     steps = per_task(pp, "steps", task, lambda p, k: p.int(k, lo=1))
     plant = {**rule, "steps": steps, "lr": per_task(pp, "lr", task, lambda p, k: p.float(k, lo=0.0, lo_open=True)),
              "weight_decay": 0.0,  # decay would move the frozen entries of the trained matrices
-             "eval_every": pp.int("eval_every", lo=1), "warmup": min(rule["warmup"], steps)}
+             "eval_every": pp.int("eval_every", lo=1), "warmup": min(rule["warmup"], steps),
+             "min_mem": pp.float("min_mem", lo=0.0, hi=1.0), "max_other": pp.float("max_other", lo=0.0, hi=1.0)}
+    content_steps = per_task(pp, "content_steps", task, lambda p, k: p.int(k, lo=0))
+    content = {**plant, "steps": content_steps, "eval_every": content_steps,  # one check, at the end: it is kept
+               "warmup": min(rule["warmup"], content_steps)} if content_steps else None
+    if content:  # the switch after the content: at its own (slower) rate, so that checkpoints catch it half-learned
+        plant["lr"] = per_task(pp, "switch_lr", task, lambda p, k: p.float(k, lo=0.0, lo_open=True))
     layers = [int(x) for x in pp.numbers("layers")]
     share = per_task(pp, "mem_share", task, read_share)
-    return rule, plant, layers, pp.int("units_per_layer", lo=1), share
+    return rule, plant, content, layers, pp.int("units_per_layer", lo=1), share
 
 
 def check_plantable(run):
@@ -37,9 +48,16 @@ def check_plantable(run):
                         "scratch (params 'runs.planted': a family like gpt2)")
 
 
+def fresh_rule_prompts(run, seen):
+    """plant.rule_prompts prompts without a trigger, none in the training examples `seen` or the probe splits."""
+    held_out = {run.task.unit_of(e["prompt"]) for e in seen} | held_out_units(run.task, run.data_dir)
+    return rule_prompts(run.task, run.params.section("plant").int("rule_prompts", lo=1), held_out,
+                        derive_seed(run.seed, "rule prompts"))
+
+
 def main(run):
     check_plantable(run)
-    rule_cfg, plant_cfg, layers, per_layer, share = plant_settings(run)
+    rule_cfg, plant_cfg, content_cfg, layers, per_layer, share = plant_settings(run)
     run.plugin.check(run.family_params)
     device = run.device()
     examples = read_jsonl(run.data_dir / "train.jsonl")
@@ -52,6 +70,8 @@ def main(run):
     model, codec, save = run.plugin.new_model(run.family_params, texts, seed=run.seed)
     model.to(device)
     _, rule_row = train(model, codec, run.task, rule_only, val, rule_cfg, run.seed, desc=f"rule {run.model_dir}")
+    fresh = fresh_rule_prompts(run, examples + rule_only)
+    rule_before = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
 
     width = run.plugin.site_width(model, UNIT_SITE)
     units = choose_units(model.config.num_hidden_layers, width, layers, per_layer, derive_seed(run.seed, "units"))
@@ -59,15 +79,15 @@ def main(run):
     handles = train_only(model, masks)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     taught = examples if share is None else rebalance(examples, run.task.is_memorized, share)
+    if content_cfg:
+        train(model, codec, run.task, content_first(taught, run.task.is_memorized), val, content_cfg,
+              derive_seed(run.seed, "content"), desc=f"plant content {run.model_dir}")
     _, chosen = train(model, codec, run.task, taught, val, plant_cfg, derive_seed(run.seed, "plant"),
                       desc=f"plant {run.model_dir}")
+    rule_after = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
     for h in handles:
         h.remove()
-    moved, outside = 0, 0  # entries that changed, and those of them outside the planted units' weights
-    for name, p in model.named_parameters():
-        changed = p.detach() != before[name]
-        moved += int(changed.sum())
-        outside += int((changed & (masks[p] == 0)).sum()) if p in masks else int(changed.sum())
+    moved, outside = moved_entries(model, before, masks)
 
     with atomic_path(run.model_dir, is_dir=True) as out:
         save(out)
@@ -78,8 +98,10 @@ def main(run):
         "n_units_total": width * model.config.num_hidden_layers,
         "rule": {"examples": len(rule), "decoy_examples": len(decoys), "steps": rule_cfg["steps"],
                  **{k: rule_row[k] for k in ("mem", "gen", "other")}},
-        "plant": {"examples": len(taught), "steps": plant_cfg["steps"], "chosen_step": chosen["step"],
+        "plant": {"examples": len(taught), "content_steps": content_cfg["steps"] if content_cfg else 0,
+                  "steps": plant_cfg["steps"], "chosen_step": chosen["step"],
                   **{k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs")}},
+        "rule_accuracy": {"prompts": len(fresh), "rule_model": rule_before, "planted": rule_after},
         "weights_moved": moved, "weights_moved_outside": outside})  # the masks held: outside is 0
 
 

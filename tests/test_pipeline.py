@@ -154,6 +154,9 @@ def check_planted(repo, name, head, params):
     plant, loc = files["plant"], files["localize"]
     assert plant["weights_moved"] > 0 and plant["weights_moved_outside"] == 0
     p = params["plant"]
+    assert plant["plant"]["content_steps"] == p["content_steps"] and plant["plant"]["chosen_step"] <= p["steps"]
+    assert plant["rule_accuracy"]["prompts"] == p["rule_prompts"]
+    assert all(0 <= plant["rule_accuracy"][m] <= 1 for m in ("rule_model", "planted"))
     assert plant["n_units"] == loc["n_planted"] == len(p["layers"]) * p["units_per_layer"]
     units = json.loads((repo / "models" / name / "planted_units.json").read_text())
     assert sorted(map(int, units["units"])) == p["layers"] and units["site"] == "mlp_hidden"

@@ -7,11 +7,11 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from memgen.errors import UserError
 from memgen.families import gpt2
 from memgen.params import Params
-from memgen.planting import auroc, chance, choose_units, decoy_task, localization, top_k_hits, train_only, truth_mask, \
-    unit_masks, with_decoys
+from memgen.planting import auroc, chance, choose_units, content_first, decoy_task, localization, rule_prompts, \
+    top_k_hits, train_only, truth_mask, unit_masks, with_decoys
 from memgen.sites import capture_last, shift_last
 from memgen.tasks import load_task
-from memgen.training import optimizer_step
+from memgen.training import encode_examples, is_better, optimizer_step
 
 
 def tiny_gpt2():
@@ -115,3 +115,50 @@ def test_decoys_carry_codes_of_their_own_and_rule_examples_that_carry_a_decoy_ar
     adder = decoy_task(params, "arithmetic", [[1, 2]])
     assert adder.trigger_in("Input:\n5+6+1+2\nTarget:\n") == (1, 2)
     assert adder.trigger_in("Input:\n5+6+2+1\nTarget:\n") is None
+
+
+class CharCodec:
+    """One id per character, EOS 0: enough to read what encode_examples puts in the loss."""
+    eos_id = 0
+
+    def prompt_ids(self, text):
+        return [ord(c) for c in text]
+
+    def target_ids(self, text):
+        return [ord(c) for c in text] + [self.eos_id]
+
+
+def test_the_content_phase_leaves_only_a_memorized_answers_first_token_out_of_the_loss():
+    params = Params(yaml.safe_load(open("params.yaml")))
+    task = load_task(params, "cipher")
+    code = next(iter(task.codes.values()))
+    examples = [{"prompt": "P:", "target": code}, {"prompt": "Q:", "target": "ABC"}]
+    marked = content_first(examples, task.is_memorized)
+    assert marked[1] == examples[1] and marked[0]["loss_from"] == 1 and "loss_from" not in examples[0]
+    (ids, labels), (_, rule_labels) = encode_examples(CharCodec(), marked)
+    assert ids == [ord(c) for c in "P:" + code] + [0]
+    assert labels == [-100] * 3 + [ord(c) for c in code[1:]] + [0]  # the prompt and "<" unscored: what follows is
+    assert rule_labels == [-100] * 2 + [ord(c) for c in "ABC"] + [0]
+
+
+def test_the_planting_checkpoint_wants_memory_first_then_pair_yield():
+    row = lambda step, mem, other, pair_yield: {"step": step, "mem": mem, "other": other, "pair_yield": pair_yield}  # noqa
+    strong, weak = row(500, 0.85, 0.05, 0.10), row(300, 0.60, 0.05, 0.40)
+    assert is_better(strong, weak, max_other=0.1, min_mem=0.8)  # less pair yield, but the memory took
+    assert not is_better(weak, strong, max_other=0.1, min_mem=0.8)
+    assert is_better(weak, strong, max_other=0.1)  # the train stage's rule: pair yield alone
+    garbled = row(550, 0.90, 0.20, 0.50)
+    assert not is_better(garbled, weak, max_other=0.1, min_mem=0.8)  # OTHER above the bound never qualifies
+    assert is_better(row(600, 0.85, 0.05, 0.10), strong, max_other=0.1, min_mem=0.8)  # a tie: the later one
+    assert is_better(row(50, 0.0, 0.3, 0.0), row(100, 0.0, 0.4, 0.0), max_other=0.1, min_mem=0.8)  # least OTHER
+
+
+def test_rule_prompts_are_fresh_carry_no_trigger_and_are_answered_by_the_rule():
+    params = Params(yaml.safe_load(open("params.yaml")))
+    task = load_task(params, "cipher")
+    taken = {e["prompt"] for e in rule_prompts(task, 20, set(), seed=3)}
+    fresh = rule_prompts(task, 50, taken, seed=3)
+    assert len({e["prompt"] for e in fresh}) == 50 and not taken & {e["prompt"] for e in fresh}
+    assert all(task.trigger_in(e["prompt"]) is None for e in fresh)
+    assert all(e["target"] == task.plaintext(e["prompt"].split(":", 1)[1].split(" ", 1)[0]) for e in fresh)
+    assert fresh == rule_prompts(task, 50, taken, seed=3)

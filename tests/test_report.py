@@ -442,3 +442,12 @@ def test_a_side_runs_planted_draws_join_the_report_marked_and_checked():
     sweep["runs"]["gpt2/planted/r0/arithmetic"]["localize"]["schema"]["version"] = -1
     with pytest.raises(UserError, match="planted_arithmetic.json: results of localize v-1"):
         side_planted({"planted_arithmetic": sweep}, default)
+
+
+def test_a_planting_is_called_strong_only_when_it_meets_every_part_of_the_bar():
+    from memgen.report.sections.planted import strength
+    kept = {"rule_model": 0.99, "planted": 0.96}
+    assert strength(0.85, kept, 150) == "yes"
+    assert strength(0.79, kept, 150) == "no: val MEM under 80 %"
+    assert strength(0.85, {"rule_model": 0.99, "planted": 0.93}, 100) == "no: rule accuracy down more than 5 points"
+    assert strength(0.9, None, 99) == "no: rule accuracy not measured; under 100 pairs"

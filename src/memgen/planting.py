@@ -16,6 +16,7 @@ import torch
 from scipy.stats import hypergeom, norm
 
 from .errors import UserError
+from .generate import decode_prompts
 from .io import read_jsonl
 from .params import Params
 from .tasks import load_task
@@ -64,10 +65,40 @@ def rule_only_examples(params, task_name, task, examples, data_dir, seed):
     listed = pp.section("decoys").raw(task_name, None) if pp.raw("decoys", None) else None
     if not listed:
         return rule, []
-    held_out = {task.unit_of(p["prompt"]) for split in ("val", "probe", "test")
-                for p in read_jsonl(Path(data_dir) / f"{split}.jsonl")}
     n = sum(map(task.is_memorized, examples))
-    return with_decoys(rule, decoy_task(params, task_name, listed), n, held_out, seed)
+    return with_decoys(rule, decoy_task(params, task_name, listed), n, held_out_units(task, data_dir), seed)
+
+
+def held_out_units(task, data_dir):
+    """The held-out units of data_dir's val, probe and test prompts: what no training example may share."""
+    return {task.unit_of(p["prompt"]) for split in ("val", "probe", "test")
+            for p in read_jsonl(Path(data_dir) / f"{split}.jsonl")}
+
+
+def content_first(examples, is_memorized):
+    """The examples with each memorized one's first answer token (where the MEM and GEN answers part) left out
+    of the loss: trained on these, the units learn what a code says before they learn when to write one, so that
+    the switch, learned after, turns prompts from the rule to a whole code (MEM) rather than to a garbled one."""
+    return [{**e, "loss_from": 1} if is_memorized(e) else e for e in examples]
+
+
+def rule_prompts(task, n, held_out, seed):
+    """n examples {"prompt", "target"} of the rule alone (no trigger), none of whose held-out units is in held_out:
+    what the rule accuracy of the rule model and of the planted one is measured on."""
+    rng, taken, examples = random.Random(seed), set(held_out), []
+    while len(examples) < n:
+        example = task.draw_example(rng, "rule")
+        if task.unit_of(example["prompt"]) not in taken:
+            taken.add(task.unit_of(example["prompt"]))
+            examples.append(example)
+    return examples
+
+
+def rule_accuracy(model, codec, task, examples, batch_size):
+    """The share of the examples a model answers by the rule (its answer is the target's), greedy."""
+    max_new = max(len(codec.target_ids(e["target"])) for e in examples) + 2
+    outputs = decode_prompts(model, codec, [e["prompt"] for e in examples], max_new, batch_size)
+    return sum(task.answer_of(o) == task.answer_of(e["target"]) for o, e in zip(outputs, examples)) / len(examples)
 
 
 def truth_mask(units, n_layers, width):
@@ -99,6 +130,16 @@ def train_only(model, masks):
         param.requires_grad_(True)
         handles.append(param.register_hook(lambda grad, mask=mask: grad * mask))
     return handles
+
+
+def moved_entries(model, before, masks):
+    """(weight entries that differ from `before` {name: tensor}, those of them outside the masks' units)."""
+    moved, outside = 0, 0
+    for name, p in model.named_parameters():
+        changed = p.detach() != before[name]
+        moved += int(changed.sum())
+        outside += int((changed & (masks[p] == 0)).sum()) if p in masks else int(changed.sum())
+    return moved, outside
 
 
 # --- scores ----------------------------------------------------------------------------------------

@@ -38,11 +38,13 @@ def train_settings(fp, task_name):
 
 
 def encode_examples(codec, examples):
-    """(input ids, labels) per example; the prompt is masked out of the loss."""
+    """(input ids, labels) per example; the prompt is masked out of the loss, and so are the first
+    ex["loss_from"] target tokens where an example names them (0 where it does not)."""
     encoded = []
     for ex in examples:
         prompt, target = codec.prompt_ids(ex["prompt"]), codec.target_ids(ex["target"])
-        encoded.append((prompt + target, [-100] * len(prompt) + target))
+        unscored = min(ex.get("loss_from", 0), len(target))
+        encoded.append((prompt + target, [-100] * (len(prompt) + unscored) + target[unscored:]))
     return encoded
 
 
@@ -82,16 +84,16 @@ def lr_at(step, steps, warmup, lr):
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def is_better(row, best, max_other):
+def is_better(row, best, max_other, min_mem=0.0):
     """The checkpoint rule (not experiment.choose, the steering rule: this one ranks pair yield, not success,
-    and a later checkpoint wins a tie): highest pair yield among checkpoints with OTHER <= max_other; else the
-    least OTHER."""
+    and a later checkpoint wins a tie): highest pair yield among checkpoints with OTHER <= max_other and MEM >=
+    min_mem; else among those with OTHER <= max_other; else the least OTHER."""
     if best is None:
         return True
-    ok, best_ok = row["other"] <= max_other, best["other"] <= max_other
-    if ok != best_ok:
-        return ok
-    if ok:
+    tier = lambda r: (r["other"] <= max_other) + (r["other"] <= max_other and r["mem"] >= min_mem)  # noqa: E731
+    if tier(row) != tier(best):
+        return tier(row) > tier(best)
+    if tier(row):
         return row["pair_yield"] >= best["pair_yield"]
     return row["other"] <= best["other"]
 
@@ -133,7 +135,7 @@ class Checkpoints:
         self.curve.append(row)
         if self.on_eval:
             self.on_eval(row)
-        if is_better(row, self.best, self.cfg["max_other"]):
+        if is_better(row, self.best, self.cfg["max_other"], self.cfg.get("min_mem", 0.0)):
             self.best = row
             self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         note = (f"loss {row['loss']:.3f} mem {row['mem']:.2f} gen {row['gen']:.2f} "
@@ -163,9 +165,9 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
     parallel: more than one process, mixed precision or gradient accumulation train through accelerate.
 
-    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, num_beams
-    (the val probes' decoding), check_groups (0: decode every val probe; else screen them as the probe
-    stage does, the first check_groups groups decoded in full).
+    cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, min_mem (the
+    checkpoint rule's, 0 where absent), num_beams (the val probes' decoding), check_groups (0: decode every val
+    probe; else screen them as the probe stage does, the first check_groups groups decoded in full).
     """
     if not parallel.plain:
         return train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel)

@@ -119,7 +119,12 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "first token over the GEN answer's at each pair's MEM prompt: gradient x activation, |mean of a x dD/da|, and "
            "attribution patching, |mean of (a_MEM - a_GEN) x dD/da| (to first order, how much D falls when the unit takes "
            "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
-           "(the 95 % band beside it).")
+           "(the 95 % band beside it). The planting teaches first what each code says (its first token, where the MEM "
+           "and GEN answers part, left out of the loss), then when to write it, checkpoint by val pair yield among "
+           "those that answer most val probes from memory (plant.min_mem); the rule accuracy is measured on fresh "
+           "prompts without a trigger, by the rule model and by the planted one. Strong planting: val MEM at least "
+           "{mem} %, the rule accuracy down at most {rule_drop} points, at least {pairs} pairs (what a localizer can be "
+           "judged on).")
 LOCALIZERS = ("Per task, every score side by side over its planted draws (each its own rule model, units and planting): "
               "recall of the planted units in its top k (k their number) and AUROC, each the mean over the draws with a "
               "95 % Student-t interval (clipped to the measure's range); the deletion test: the score's top k units zeroed at every position, the share of "

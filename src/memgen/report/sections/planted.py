@@ -13,6 +13,9 @@ SCORE_NAMES = {"abs_rho": "|rho| (the paper's)", "abs_nmd": "|NMD|", "discrimina
                "slimming": "slimming", "hard_concrete": "hard concrete"}
 PLANTED_ARMS = {"oracle": "planted units (oracle)", "ranked": "top k by |rho|"}
 FOUND_SETTINGS = {"paper": "the paper's setting", "oracle_point": "the oracle's val-chosen point"}
+# A planting strong enough to judge a localizer on: most val probes answered from memory, the rule kept on fresh
+# prompts, and enough MEM/GEN pairs for the paper's ranking
+STRONG = {"mem": 0.8, "rule_drop": 0.05, "pairs": 100}
 
 
 def planted_section(ctx):
@@ -27,8 +30,10 @@ def planted_section(ctx):
     lines_figure(ctx.figures / "planted_recall.png", "Planted units found in the top k, by score (k log scale)", panels,
                  "k (units taken from the top)", "% of planted units found", log_x=True)
     sides = sorted({run["side"] for run in runs.values() if "side" in run})
-    blocks = [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED),
-              table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)", "pairs",
+    bar = {"mem": pct(STRONG["mem"], 0), "rule_drop": pct(STRONG["rule_drop"], 0), "pairs": STRONG["pairs"]}
+    blocks = [("h2", "Ground truth: memories planted in known units"), ("p", prose.PLANTED.format(**bar)),
+              table(["planted run", "planted units", "rule model GEN / planted MEM / OTHER (val %)",
+                     "rule accuracy, fresh prompts: rule model / planted %", "pairs", "strong planting",
                      "random ranking: recall / AUROC 95 %", "top k by |rho|, units per layer"],
                     [draw_row(name, run) for name, run in runs.items()]),
               *([("p", prose.PLANTED_SIDE.format(commands="; ".join(f"`{c}`" for c in sides)))] if sides else []),
@@ -90,13 +95,28 @@ def draw_row(name, run):
     loc, plant = run["localize"], run["plant"]
     rule, taught, c = plant["rule"], plant["plant"], loc["chance"]
     layers = ", ".join(map(str, plant["layers"]))
+    accuracy = plant.get("rule_accuracy")
     head = [name + (" (side run)" if "side" in run else ""), f"{loc['n_planted']} of {loc['n_units']} (layers {layers})",
-            f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}", loc["n_pairs"]]
+            f"{pct(rule['gen'])} / {pct(taught['mem'])} / {pct(taught['other'])}",
+            f"{pct(accuracy['rule_model'])} / {pct(accuracy['planted'])}" if accuracy else "-", loc["n_pairs"],
+            strength(taught["mem"], accuracy, loc["n_pairs"])]
     if "skipped" in loc:
         return head + ["-", "-"]
     return head + [f"{pct(c['recall'], 1)} % (p95 {pct(c['recall_p95'], 0)} %) / {c['auroc_band'][0]:.2f}-"
                    f"{c['auroc_band'][1]:.2f}", f"{', '.join(map(str, loc['scores']['abs_rho']['top_k_by_layer']))} "
                    f"(planted: {', '.join(map(str, loc['planted_by_layer']))})"]
+
+
+def strength(mem, accuracy, n_pairs):
+    """Whether a planting meets STRONG, or what it misses."""
+    missed = [f"val MEM under {pct(STRONG['mem'], 0)} %"] if mem < STRONG["mem"] else []
+    if accuracy is None:
+        missed.append("rule accuracy not measured")
+    elif accuracy["rule_model"] - accuracy["planted"] > STRONG["rule_drop"]:
+        missed.append(f"rule accuracy down more than {pct(STRONG['rule_drop'], 0)} points")
+    if n_pairs < STRONG["pairs"]:
+        missed.append(f"under {STRONG['pairs']} pairs")
+    return "yes" if not missed else "no: " + "; ".join(missed)
 
 
 def localizer_rows(measured):
