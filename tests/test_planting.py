@@ -162,3 +162,17 @@ def test_rule_prompts_are_fresh_carry_no_trigger_and_are_answered_by_the_rule():
     assert all(task.trigger_in(e["prompt"]) is None for e in fresh)
     assert all(e["target"] == task.plaintext(e["prompt"].split(":", 1)[1].split(" ", 1)[0]) for e in fresh)
     assert fresh == rule_prompts(task, 50, taken, seed=3)
+
+
+def test_rule_prompts_say_so_when_the_task_has_too_few_fresh_ones():
+    class OnePrompt:  # a task whose rule has a single prompt
+        params_key = "tasks.tiny"
+
+        def draw_example(self, rng, kind):
+            return {"prompt": "P", "target": "T"}
+
+        def unit_of(self, prompt):
+            return prompt
+    assert rule_prompts(OnePrompt(), 1, set(), seed=0) == [{"prompt": "P", "target": "T"}]
+    with pytest.raises(UserError, match="fewer than plant.rule_prompts"):
+        rule_prompts(OnePrompt(), 2, set(), seed=0)

@@ -20,6 +20,7 @@ from .generate import decode_prompts
 from .io import read_jsonl
 from .params import Params
 from .tasks import load_task
+from .tasks.base import MAX_REDRAWS
 
 UNITS_FILE = "planted_units.json"  # beside the planted model: {"site", "units": {layer: [unit indices]}}
 
@@ -86,11 +87,16 @@ def rule_prompts(task, n, held_out, seed):
     """n examples {"prompt", "target"} of the rule alone (no trigger), none of whose held-out units is in held_out:
     what the rule accuracy of the rule model and of the planted one is measured on."""
     rng, taken, examples = random.Random(seed), set(held_out), []
-    while len(examples) < n:
-        example = task.draw_example(rng, "rule")
-        if task.unit_of(example["prompt"]) not in taken:
-            taken.add(task.unit_of(example["prompt"]))
-            examples.append(example)
+    for _ in range(n):
+        for _ in range(MAX_REDRAWS):
+            example = task.draw_example(rng, "rule")
+            if task.unit_of(example["prompt"]) not in taken:
+                break
+        else:
+            raise UserError(f"params: '{task.params_key}' leaves fewer than plant.rule_prompts ({n}) prompts outside "
+                            f"the data (widen the task or ask for fewer)")
+        taken.add(task.unit_of(example["prompt"]))
+        examples.append(example)
     return examples
 
 
