@@ -48,9 +48,10 @@ def check_plantable(run):
                         "scratch (params 'runs.planted': a family like gpt2)")
 
 
-def fresh_rule_prompts(run, seen):
-    """plant.rule_prompts prompts without a trigger, none in the training examples `seen` or the probe splits."""
-    held_out = {run.task.unit_of(e["prompt"]) for e in seen} | held_out_units(run.task, run.data_dir)
+def fresh_rule_prompts(run, seen, held_out):
+    """plant.rule_prompts prompts without a trigger, none in the training examples `seen` or held_out (the probe
+    splits' units)."""
+    held_out = {run.task.unit_of(e["prompt"]) for e in seen} | held_out
     return rule_prompts(run.task, run.params.section("plant").int("rule_prompts", lo=1), held_out,
                         derive_seed(run.seed, "rule prompts"))
 
@@ -62,7 +63,8 @@ def main(run):
     device = run.device()
     examples = read_jsonl(run.data_dir / "train.jsonl")
     val = first_groups(read_jsonl(run.data_dir / "val.jsonl"), rule_cfg["eval_groups"])
-    rule, decoys = rule_only_examples(run.params, run.task_name, run.task, examples, run.data_dir,
+    held_out = held_out_units(run.task, run.data_dir)
+    rule, decoys = rule_only_examples(run.params, run.task_name, run.task, examples, held_out,
                                       derive_seed(run.seed, "decoys"))
     rule_only = rule + decoys
     texts = [e["prompt"] + e["target"] for e in examples + rule_only] + \
@@ -70,7 +72,7 @@ def main(run):
     model, codec, save = run.plugin.new_model(run.family_params, texts, seed=run.seed)
     model.to(device)
     _, rule_row = train(model, codec, run.task, rule_only, val, rule_cfg, run.seed, desc=f"rule {run.model_dir}")
-    fresh = fresh_rule_prompts(run, examples + rule_only)
+    fresh = fresh_rule_prompts(run, examples + rule_only, held_out)
     rule_before = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
 
     width = run.plugin.site_width(model, UNIT_SITE)

@@ -11,6 +11,7 @@ from memgen.planting import auroc, chance, choose_units, content_first, decoy_ta
     top_k_hits, train_only, truth_mask, unit_masks, with_decoys
 from memgen.sites import capture_last, shift_last
 from memgen.tasks import load_task
+from memgen.tasks.base import Task
 from memgen.training import encode_examples, is_better, optimizer_step
 
 
@@ -167,6 +168,7 @@ def test_rule_prompts_are_fresh_carry_no_trigger_and_are_answered_by_the_rule():
 def test_rule_prompts_say_so_when_the_task_has_too_few_fresh_ones():
     class OnePrompt:  # a task whose rule has a single prompt
         params_key = "tasks.tiny"
+        draw_outside = Task.draw_outside
 
         def draw_example(self, rng, kind):
             return {"prompt": "P", "target": "T"}

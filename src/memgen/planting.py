@@ -20,7 +20,6 @@ from .generate import decode_prompts
 from .io import read_jsonl
 from .params import Params
 from .tasks import load_task
-from .tasks.base import MAX_REDRAWS
 
 UNITS_FILE = "planted_units.json"  # beside the planted model: {"site", "units": {layer: [unit indices]}}
 
@@ -57,17 +56,17 @@ def with_decoys(rule_examples, decoy, n, held_out, seed):
     return kept, decoy.training_examples(random.Random(seed), n, held_out)
 
 
-def rule_only_examples(params, task_name, task, examples, data_dir, seed):
+def rule_only_examples(params, task_name, task, examples, held_out, seed):
     """(the examples that show no memory, memorized examples of the task's decoy triggers (plant.decoys.<task>;
-    none where absent) as many as the real triggers' in the data, none of whose units is held out in
-    data_dir's val/probe/test): a model trained on both learns to write codes, not the task's own."""
+    none where absent) as many as the real triggers' in the data, none of whose units is in held_out (the
+    val/probe/test units, held_out_units)): a model trained on both learns to write codes, not the task's own."""
     rule = [e for e in examples if not task.involves_memory(e)]
     pp = params.section("plant")
     listed = pp.section("decoys").raw(task_name, None) if pp.raw("decoys", None) else None
     if not listed:
         return rule, []
     n = sum(map(task.is_memorized, examples))
-    return with_decoys(rule, decoy_task(params, task_name, listed), n, held_out_units(task, data_dir), seed)
+    return with_decoys(rule, decoy_task(params, task_name, listed), n, held_out, seed)
 
 
 def held_out_units(task, data_dir):
@@ -84,17 +83,13 @@ def content_first(examples, is_memorized):
 
 
 def rule_prompts(task, n, held_out, seed):
-    """n examples {"prompt", "target"} of the rule alone (no trigger), none of whose held-out units is in held_out:
-    what the rule accuracy of the rule model and of the planted one is measured on."""
+    """n examples {"prompt", "target"} of the rule alone (no trigger), none of whose held-out units is in held_out
+    or another's: what the rule accuracy of the rule model and of the planted one is measured on."""
     rng, taken, examples = random.Random(seed), set(held_out), []
     for _ in range(n):
-        for _ in range(MAX_REDRAWS):
-            example = task.draw_example(rng, "rule")
-            if task.unit_of(example["prompt"]) not in taken:
-                break
-        else:
-            raise UserError(f"params: '{task.params_key}' leaves fewer than plant.rule_prompts ({n}) prompts outside "
-                            f"the data (widen the task or ask for fewer)")
+        example = task.draw_outside(rng, "rule", taken,
+                                    f"params: '{task.params_key}' leaves fewer than plant.rule_prompts ({n}) prompts "
+                                    f"outside the data (widen the task or ask for fewer)")
         taken.add(task.unit_of(example["prompt"]))
         examples.append(example)
     return examples

@@ -7,7 +7,7 @@ from ..behaviour import first_groups, run_probes, summarise
 from ..io import read_jsonl
 from ..params import derive_seed
 from ..paths import data_dir
-from ..planting import rule_only_examples
+from ..planting import held_out_units, rule_only_examples
 from ..progress import log
 from ..tasks import load_task
 from ..tasks.multitask import MultiTask
@@ -24,7 +24,8 @@ def rule_data(params, tasks, eval_groups, seed):
     examples, val = [], []
     for task in tasks:
         folder = data_dir(task.name)
-        rule, decoys = rule_only_examples(params, task.name, task, read_jsonl(folder / "train.jsonl"), folder,
+        rule, decoys = rule_only_examples(params, task.name, task, read_jsonl(folder / "train.jsonl"),
+                                          held_out_units(task, folder),
                                           derive_seed(seed, "decoys", task.name))
         examples += rule + decoys
         val += [{**p, "task": task.name, "group": f"{task.name}/{p['group']}"}

@@ -59,18 +59,18 @@ class Task:
 
     def training_examples(self, rng, n, held_out=frozenset()):
         """n training examples, none of whose held-out units is in `held_out` (the probe prompts' units)."""
-        examples = []
-        for _ in range(n):
-            kind = self.draw_kind(rng)
-            for _ in range(MAX_REDRAWS):
-                example = self.draw_example(rng, kind)
-                if self.unit_of(example["prompt"]) not in held_out:
-                    break
-            else:
-                raise UserError(f"params: '{self.params_key}' leaves too few training prompts outside the probe "
-                                f"groups (widen the task or draw fewer probe groups)")
-            examples.append(example)
-        return examples
+        return [self.draw_outside(rng, self.draw_kind(rng), held_out,
+                                  f"params: '{self.params_key}' leaves too few training prompts outside the probe "
+                                  f"groups (widen the task or draw fewer probe groups)") for _ in range(n)]
+
+    def draw_outside(self, rng, kind, held_out, too_narrow):
+        """One example of `kind` whose held-out unit is not in `held_out`; UserError(too_narrow) after MAX_REDRAWS
+        draws in a row that all hit it."""
+        for _ in range(MAX_REDRAWS):
+            example = self.draw_example(rng, kind)
+            if self.unit_of(example["prompt"]) not in held_out:
+                return example
+        raise UserError(too_narrow)
 
     def probe_groups(self, rng, n, taken=None, split="probe"):
         """n probe groups, flattened: a list of {"group", "prompt", "mem", "gen"}. No prompt's held-out unit
