@@ -444,6 +444,28 @@ def test_a_side_runs_planted_draws_join_the_report_marked_and_checked():
         side_planted({"planted_arithmetic": sweep}, default)
 
 
+def test_the_planting_variants_table_has_the_rule_model_each_variant_and_the_random_move():
+    from memgen.report.sections.planted import variants_section
+
+    def variant(mem, accuracy, track):
+        return {"variant": {}, "chosen": {"step": 300, "mem": mem, "gen": 0.1, "other": 0.05, "n_pairs": 4},
+                "rule_accuracy_after_content": 0.7, "track": [{"step": 25, "mem": 0.0, "rule_accuracy": r} for r in track],
+                "after": {"rule_accuracy": accuracy, "missed": 10, "missed_codes": 1, "missed_one_off": 8}}
+    sweep = {"command": "python experiments/planting_variants.py --task arithmetic --draw 0", "draw": 0,
+             "rule_model": {"rule_accuracy": 0.66, "missed": 5, "missed_codes": 0, "missed_one_off": 4},
+             "variants": {"as run": variant(0.85, 0.5, [0.3, 0.55]), "least active units": variant(0.9, 0.52, [0.4])},
+             "random_move_rule_accuracy": [0.5, 0.6]}
+    blocks = variants_section({"planting_variants_arithmetic": sweep, "planted_arithmetic": {}})
+    assert blocks[0] == ("h3", "arithmetic: the planting done several ways from one rule model (draw 0, side run)")
+    assert sweep["command"] in blocks[1][1]
+    rows = blocks[2][1].values.tolist()
+    assert [r[0] for r in rows[:3]] == ["the rule model (no planting)", "as run", "least active units"]
+    assert rows[0][4] == "66.0" and rows[0][5] == "0 / 4 of 5"
+    assert rows[1][1:] == ["85.0 / 5.0 (step 300)", "70.0", "30.0 / 55.0", "50.0", "1 / 8 of 10"]
+    assert rows[3][4] == "55.0 (range 50.0-60.0)" and "2 draws" in rows[3][0]
+    assert variants_section({"planted_arithmetic": {}}) == []
+
+
 def test_a_planting_is_called_strong_only_when_it_meets_every_part_of_the_bar():
     from memgen.report.sections.planted import strength
     kept = {"rule_model": 0.99, "planted": 0.96}

@@ -152,6 +152,13 @@ METHODS_SCOPES = ("Where each method's effect lives: every method searched again
 PLANTED_SIDE = ("A draw marked side run is not in the default `dvc repro` (params plant.tasks): its results were made by "
                 "{commands} and committed in metrics/sweeps/ (experiments/planted_side.py), with the planting settings "
                 "that command names.")
+PLANTING_VARIANTS = ("Where a planting costs the rule, the same rule model planted several ways (made by `{command}`, "
+                     "committed in metrics/sweeps/): the rule accuracy on the fresh prompts (150 of them at each "
+                     "checkpoint of the when-to-write phase, all of them at the end) says when the rule is lost, and the "
+                     "misses say how: answered with a code (a trigger seen where there is none) or with a sum one off "
+                     "(the rule's own computation moved). The last row moves the planted units' weights by random "
+                     "noise as large as the planting's own move, with no training: the rule's fragility to any change "
+                     "of those units.")
 PLANTED_FOUND = ("Then steering with what each score found, over the task's planted draws: its top k units (k the planted "
                  "count) moved by alpha x NMD on every held-out test probe at two doses: the paper's setting (steer.paper's "
                  "schedule and alpha) and the point the oracle chose on val (its schedule and alpha above), beside the "

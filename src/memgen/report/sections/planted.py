@@ -37,6 +37,7 @@ def planted_section(ctx):
                      "random ranking: recall / AUROC 95 %", "top k by |rho|, units per layer"],
                     [draw_row(name, run) for name, run in runs.items()]),
               *([("p", prose.PLANTED_SIDE.format(commands="; ".join(f"`{c}`" for c in sides)))] if sides else []),
+              *variants_section(ctx.sweeps),
               ("img", "figures/planted_recall.png", "planted units found in the top k"),
               ("p", prose.LOCALIZERS), ("p", prose.PLANTED_STEER), ("p", prose.PLANTED_FOUND)]
     for task, task_runs in by_task(measured).items():
@@ -117,6 +118,40 @@ def strength(mem, accuracy, n_pairs):
     if n_pairs < STRONG["pairs"]:
         missed.append(f"under {STRONG['pairs']} pairs")
     return "yes" if not missed else "no: " + "; ".join(missed)
+
+
+def variants_section(sweeps):
+    """Per task with a metrics/sweeps/planting_variants_<task>.json: the planting done several ways from one rule
+    model, what each keeps of the rule (experiments/planting_variants.py)."""
+    blocks = []
+    for stem, sweep in sweeps.items():
+        if stem.startswith("planting_variants_"):
+            task = stem.removeprefix("planting_variants_")
+            blocks += [("h3", f"{task}: the planting done several ways from one rule model (draw {sweep['draw']}, "
+                              "side run)"),
+                       ("p", prose.PLANTING_VARIANTS.format(command=sweep["command"])),
+                       table(["planting", "val MEM / OTHER % (chosen step)", "rule accuracy after the content phase %",
+                              "rule accuracy over the when-to-write checkpoints %: lowest / highest",
+                              "rule accuracy, planted %", "misses: a code / a sum one off"], variant_rows(sweep))]
+    return blocks
+
+
+def variant_rows(sweep):
+    base = sweep["rule_model"]
+    rows = [["the rule model (no planting)", "-", "-", "-", pct(base["rule_accuracy"]),
+             f"{base['missed_codes']} / {base['missed_one_off']} of {base['missed']}"]]
+    for name, v in sweep["variants"].items():
+        after, chosen, track = v["after"], v["chosen"], [t["rule_accuracy"] for t in v["track"]]
+        rows.append([name, f"{pct(chosen['mem'])} / {pct(chosen['other'])} (step {chosen['step']})",
+                     pct(v["rule_accuracy_after_content"]) if v["variant"].get("content_steps", 1) else "- (one phase)",
+                     f"{pct(min(track))} / {pct(max(track))}",
+                     pct(after["rule_accuracy"]),
+                     f"{after['missed_codes']} / {after['missed_one_off']} of {after['missed']}"])
+    moved = sweep["random_move_rule_accuracy"]
+    rows.append([f"no planting: the planted entries moved at random, as far as the 'as run' planting moved them "
+                 f"({len(moved)} draws)", "-", "-", "-",
+                 f"{pct(sum(moved) / len(moved))} (range {pct(min(moved))}-{pct(max(moved))})", "-"])
+    return rows
 
 
 def localizer_rows(measured):
