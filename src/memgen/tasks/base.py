@@ -59,9 +59,9 @@ class Task:
 
     def training_examples(self, rng, n, held_out=frozenset()):
         """n training examples, none of whose held-out units is in `held_out` (the probe prompts' units)."""
-        return [self.draw_outside(rng, self.draw_kind(rng), held_out,
-                                  f"params: '{self.params_key}' leaves too few training prompts outside the probe "
-                                  f"groups (widen the task or draw fewer probe groups)") for _ in range(n)]
+        too_narrow = (f"params: '{self.params_key}' leaves too few training prompts outside the probe groups "
+                      f"(widen the task or draw fewer probe groups)")
+        return [self.draw_outside(rng, self.draw_kind(rng), held_out, too_narrow) for _ in range(n)]
 
     def draw_outside(self, rng, kind, held_out, too_narrow):
         """One example of `kind` whose held-out unit is not in `held_out`; UserError(too_narrow) after MAX_REDRAWS
