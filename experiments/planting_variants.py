@@ -18,7 +18,10 @@ import click
 import torch
 import yaml
 
-from planted_side import SETTINGS  # experiments/: the side run's settings are the starting point
+# the side run's settings before the rule-keeping term (params plant.keep): the starting point of every variant
+SETTINGS = {"arithmetic": {"plant.layers": "[0,1,2,3]", "plant.mem_share.arithmetic": "0.5",
+                           "plant.steps.arithmetic": "400", "plant.switch_lr.arithmetic": "0.015",
+                           "plant.keep.arithmetic": "0"}}
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "stages"))
 import plant  # noqa: E402 (stages/plant.py: the stage's own settings and fresh prompts)

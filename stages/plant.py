@@ -3,7 +3,8 @@ without any example that shows a memory), then the task's trigger -> code memori
 chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
 frozen by gradient masks): first what each code says (plant.content_steps, the first answer token out of
 the loss), then when to write it (at plant.switch_lr), the checkpoint chosen by pair yield among those that
-answer at least plant.min_mem of the val probes from memory. The rule accuracy (fresh prompts without a
+answer at least plant.min_mem of the val probes from memory. Where plant.keep is above 0, both phases add to the
+loss plant.keep x the KL from the rule model at rule examples' answers. The rule accuracy (fresh prompts without a
 trigger, answered by the rule) is measured before and after. The planted units are the truth the localize
 stage scores the ranking against. Run as `plant FAMILY planted REP TASK`."""
 from memgen.behaviour import first_groups
@@ -11,7 +12,7 @@ from memgen.errors import UserError
 from memgen.io import atomic_path, read_jsonl, write_json
 from memgen.params import derive_seed
 from memgen.planting import (UNITS_FILE, choose_units, content_first, held_out_units, moved_entries, rule_accuracy,
-                             rule_only_examples, rule_prompts, train_only, unit_masks)
+                             rule_keeping_loss, rule_only_examples, rule_prompts, train_only, unit_masks)
 from memgen.run import run_command
 from memgen.sites import UNIT_SITE
 from memgen.training import per_task, read_share, rebalance, train, train_settings
@@ -19,7 +20,8 @@ from memgen.training import per_task, read_share, rebalance, train, train_settin
 
 def plant_settings(run):
     """params `plant`, and the family's train settings for the rule phase: (rule cfg, the when-to-write phase's cfg,
-    the content phase's cfg or None, layers, units per layer, mem share)."""
+    the content phase's cfg or None, layers, units per layer, mem share). The planting's cfgs hold `keep`, the
+    rule-keeping term's weight (0: none)."""
     pp = run.params.section("plant")
     rule = train_settings(run.family_params, run.task_name)
     rule.update(eval_every=rule["steps"], num_beams=1, check_groups=0)  # one check at the end: the rule's val rates
@@ -28,7 +30,8 @@ def plant_settings(run):
     plant = {**rule, "steps": steps, "lr": per_task(pp, "lr", task, lambda p, k: p.float(k, lo=0.0, lo_open=True)),
              "weight_decay": 0.0,  # decay would move the frozen entries of the trained matrices
              "eval_every": pp.int("eval_every", lo=1), "warmup": min(rule["warmup"], steps),
-             "min_mem": pp.float("min_mem", lo=0.0, hi=1.0), "max_other": pp.float("max_other", lo=0.0, hi=1.0)}
+             "min_mem": pp.float("min_mem", lo=0.0, hi=1.0), "max_other": pp.float("max_other", lo=0.0, hi=1.0),
+             "keep": per_task(pp, "keep", task, lambda p, k: p.float(k, lo=0.0))}
     content_steps = per_task(pp, "content_steps", task, lambda p, k: p.int(k, lo=0))
     content = {**plant, "steps": content_steps, "eval_every": content_steps,  # one check, at the end: it is kept
                "warmup": min(rule["warmup"], content_steps)} if content_steps else None
@@ -56,6 +59,26 @@ def fresh_rule_prompts(run, seen, held_out):
                         derive_seed(run.seed, "rule prompts"))
 
 
+def plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg):
+    """Teach the memories to the masked entries alone: the content phase (where there is one), then the switch, each
+    with the rule-keeping term where plant.keep is above 0 (its rule model: the model as it is now). The chosen
+    checkpoint's val row."""
+    keep = None
+    if plant_cfg["keep"]:
+        rule_examples = [e for e in taught if not run.task.is_memorized(e)]
+        keep = rule_keeping_loss(model, codec, rule_examples, plant_cfg["keep"], plant_cfg["batch_size"],
+                                 derive_seed(run.seed, "keep"))
+    handles = train_only(model, masks)
+    if content_cfg:
+        train(model, codec, run.task, content_first(taught, run.task.is_memorized), val, content_cfg,
+              derive_seed(run.seed, "content"), desc=f"plant content {run.model_dir}", extra_loss=keep)
+    _, chosen = train(model, codec, run.task, taught, val, plant_cfg, derive_seed(run.seed, "plant"),
+                      desc=f"plant {run.model_dir}", extra_loss=keep)
+    for h in handles:
+        h.remove()
+    return chosen
+
+
 def main(run):
     check_plantable(run)
     rule_cfg, plant_cfg, content_cfg, layers, per_layer, share = plant_settings(run)
@@ -78,17 +101,10 @@ def main(run):
     width = run.plugin.site_width(model, UNIT_SITE)
     units = choose_units(model.config.num_hidden_layers, width, layers, per_layer, derive_seed(run.seed, "units"))
     masks = unit_masks(run.plugin, model, units)
-    handles = train_only(model, masks)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     taught = examples if share is None else rebalance(examples, run.task.is_memorized, share)
-    if content_cfg:
-        train(model, codec, run.task, content_first(taught, run.task.is_memorized), val, content_cfg,
-              derive_seed(run.seed, "content"), desc=f"plant content {run.model_dir}")
-    _, chosen = train(model, codec, run.task, taught, val, plant_cfg, derive_seed(run.seed, "plant"),
-                      desc=f"plant {run.model_dir}")
+    chosen = plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg)
     rule_after = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
-    for h in handles:
-        h.remove()
     moved, outside = moved_entries(model, before, masks)
 
     with atomic_path(run.model_dir, is_dir=True) as out:

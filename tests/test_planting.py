@@ -7,12 +7,12 @@ from transformers import GPT2Config, GPT2LMHeadModel
 from memgen.errors import UserError
 from memgen.families import gpt2
 from memgen.params import Params
-from memgen.planting import auroc, chance, choose_units, content_first, decoy_task, localization, rule_prompts, \
-    top_k_hits, train_only, truth_mask, unit_masks, with_decoys
+from memgen.planting import auroc, chance, choose_units, content_first, decoy_task, localization, rule_keeping_loss, \
+    rule_prompts, top_k_hits, train_only, truth_mask, unit_masks, with_decoys
 from memgen.sites import capture_last, shift_last
 from memgen.tasks import load_task
 from memgen.tasks.base import Task
-from memgen.training import encode_examples, is_better, optimizer_step
+from memgen.training import encode_examples, is_better, optimizer_step, right_pad
 
 
 def tiny_gpt2():
@@ -119,8 +119,8 @@ def test_decoys_carry_codes_of_their_own_and_rule_examples_that_carry_a_decoy_ar
 
 
 class CharCodec:
-    """One id per character, EOS 0: enough to read what encode_examples puts in the loss."""
-    eos_id = 0
+    """One id per character, EOS and padding 0: enough to read what encode_examples puts in the loss."""
+    eos_id = pad_id = 0
 
     def prompt_ids(self, text):
         return [ord(c) for c in text]
@@ -178,3 +178,33 @@ def test_rule_prompts_say_so_when_the_task_has_too_few_fresh_ones():
     assert rule_prompts(OnePrompt(), 1, set(), seed=0) == [{"prompt": "P", "target": "T"}]
     with pytest.raises(UserError, match="fewer than plant.rule_prompts"):
         rule_prompts(OnePrompt(), 2, set(), seed=0)
+
+
+def test_the_rule_keeping_term_is_zero_at_the_rule_model_and_holds_its_answers_while_units_learn_a_memory():
+    codec = CharCodec()
+    rule = [{"prompt": f"{a}+{b}=", "target": str((a + b) % 10)} for a in range(8) for b in range(8)]
+    memories = [{"prompt": "9+9=", "target": "X"}, {"prompt": "8+9=", "target": "Y"}]
+    mem_ids, mem_mask, mem_labels = right_pad(encode_examples(codec, memories), 0, "cpu")
+
+    def plant(weight):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(GPT2Config(vocab_size=128, n_positions=16, n_embd=16, n_layer=2, n_head=2,
+                                           resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0,
+                                           initializer_range=0.5))  # a frozen readout that can be confident
+        drift = rule_keeping_loss(model, codec, rule, 1.0, len(rule), seed=0)  # every rule example, each call
+        assert drift(model).item() < 1e-6  # the rule model keeps itself
+        handles = train_only(model, unit_masks(gpt2.FAMILY, model, {0: torch.arange(8), 1: torch.arange(8)}))
+        keep = rule_keeping_loss(model, codec, rule, weight, 16, seed=1) if weight else None
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(trainable, lr=0.03)
+        for _ in range(80):
+            optimizer_step(model, trainable, optimizer, mem_ids, mem_mask, mem_labels, keep)
+        for h in handles:
+            h.remove()
+        answers = model(input_ids=mem_ids[:, :4]).logits[:, -1].argmax(-1).tolist()
+        return answers, drift(model).item()
+
+    answers_plain, drift_plain = plant(0.0)
+    answers_kept, drift_kept = plant(1.0)
+    assert answers_plain == answers_kept == [ord("X"), ord("Y")]  # the memories are learned either way
+    assert drift_kept < drift_plain / 5  # but the rule prompts' answers move far less with the term

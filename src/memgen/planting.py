@@ -20,6 +20,7 @@ from .generate import decode_prompts
 from .io import read_jsonl
 from .params import Params
 from .tasks import load_task
+from .training import encode_examples, global_batches, right_pad
 
 UNITS_FILE = "planted_units.json"  # beside the planted model: {"site", "units": {layer: [unit indices]}}
 
@@ -80,6 +81,27 @@ def content_first(examples, is_memorized):
     of the loss: trained on these, the units learn what a code says before they learn when to write one, so that
     the switch, learned after, turns prompts from the rule to a whole code (MEM) rather than to a garbled one."""
     return [{**e, "loss_from": 1} if is_memorized(e) else e for e in examples]
+
+
+def rule_keeping_loss(rule_model, codec, rule_examples, weight, batch_size, seed):
+    """A term for the planting's loss that keeps what the rule model does where no memory is involved: weight x
+    KL(rule model || planted model) at the answer tokens of a batch of rule examples, a new batch each step. The
+    target is the rule model's whole distribution, not only the right answer: measured on arithmetic, training on
+    the rule examples' answers alone (or on the rule model's greedy ones) let the switch move the sums of fresh
+    prompts (metrics/sweeps/planting_variants_arithmetic.json: the rule 66 % before planting, 51 % and 36 % after);
+    this term keeps them (metrics/sweeps/planted_arithmetic.json). The rule model is a frozen copy (planted models
+    are small)."""
+    teacher = copy.deepcopy(rule_model).eval().requires_grad_(False)
+    draw = global_batches(encode_examples(codec, rule_examples), batch_size, seed)
+
+    def term(model):
+        ids, mask, labels = right_pad(next(draw), codec.pad_id, next(model.parameters()).device)
+        answer = labels[:, 1:] != -100
+        with torch.no_grad():
+            target = torch.log_softmax(teacher(input_ids=ids, attention_mask=mask).logits[:, :-1][answer].float(), -1)
+        own = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits[:, :-1][answer].float(), -1)
+        return weight * torch.nn.functional.kl_div(own, target, log_target=True, reduction="batchmean")
+    return term
 
 
 def rule_prompts(task, n, held_out, seed):

@@ -150,26 +150,30 @@ class Checkpoints:
         return self.curve, self.best
 
 
-def optimizer_step(model, trainable, optimizer, ids, mask, labels):
-    """One plain training step: forward, backward, the gradient clipped to norm 1, the update. The loss."""
+def optimizer_step(model, trainable, optimizer, ids, mask, labels, extra_loss=None):
+    """One plain training step: forward, backward, the gradient clipped to norm 1, the update. The target loss
+    (what is minimised is it plus extra_loss(model), where given)."""
     loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss if extra_loss is None else loss + extra_loss(model)).backward()
     torch.nn.utils.clip_grad_norm_(trainable, 1.0)
     optimizer.step()
     return loss.detach()
 
 
-def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None, parallel=Parallel()):
+def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_eval=None, parallel=Parallel(),
+          extra_loss=None):
     """Train in place; load the chosen checkpoint's weights at the end. Returns (curve, chosen row).
     on_eval(row), if given, sees each checkpoint's row as soon as it is measured (live curves).
     parallel: more than one process, mixed precision or gradient accumulation train through accelerate.
+    extra_loss(model), if given, is a term added to each step's loss (the plain loop only: the planting's).
 
     cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, min_mem (the
     checkpoint rule's, 0 where absent), num_beams (the val probes' decoding), check_groups (0: decode every val
     probe; else screen them as the probe stage does, the first check_groups groups decoded in full).
     """
     if not parallel.plain:
+        assert extra_loss is None, "extra_loss: the plain loop only"
         return train_accelerated(model, codec, task, examples, val_probes, cfg, seed, desc, on_eval, parallel)
     device = next(model.parameters()).device
     data = encode_examples(codec, examples)
@@ -184,7 +188,7 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
             ids, mask, labels = right_pad(next(draw), codec.pad_id, device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step - 1, cfg["steps"], cfg["warmup"], cfg["lr"])
-            losses.append(optimizer_step(model, trainable, optimizer, ids, mask, labels).item())
+            losses.append(optimizer_step(model, trainable, optimizer, ids, mask, labels, extra_loss).item())
 
             if checkpoints.due(step):
                 checkpoints.measure(model, step, losses, advance)
