@@ -3,7 +3,8 @@ without any example that shows a memory), then the task's trigger -> code memori
 chosen, recorded set of MLP hidden units only (their input and output weights; every other weight
 frozen by gradient masks): first what each code says (plant.content_steps, the first answer token out of
 the loss), then when to write it (at plant.switch_lr), the checkpoint chosen by pair yield among those that
-answer at least plant.min_mem of the val probes from memory. Where plant.keep is above 0, both phases add to the
+answer at least plant.min_mem of the val probes from memory (and, where plant.max_rule_drop is set, keep the rule
+model's accuracy on val rule prompts within it). Where plant.keep is above 0, both phases add to the
 loss plant.keep x the KL from the rule model at rule examples' answers. The rule accuracy (fresh prompts without a
 trigger, answered by the rule) is measured before and after. The planted units are the truth the localize
 stage scores the ranking against. Run as `plant FAMILY planted REP TASK`."""
@@ -21,7 +22,7 @@ from memgen.training import per_task, read_share, rebalance, train, train_settin
 def plant_settings(run):
     """params `plant`, and the family's train settings for the rule phase: (rule cfg, the when-to-write phase's cfg,
     the content phase's cfg or None, layers, units per layer, mem share). The planting's cfgs hold `keep`, the
-    rule-keeping term's weight (0: none)."""
+    rule-keeping term's weight (0: none), and `max_rule_drop` (None: the checkpoint rule does not look at the rule)."""
     pp = run.params.section("plant")
     rule = train_settings(run.family_params, run.task_name)
     rule.update(eval_every=rule["steps"], num_beams=1, check_groups=0)  # one check at the end: the rule's val rates
@@ -31,7 +32,8 @@ def plant_settings(run):
              "weight_decay": 0.0,  # decay would move the frozen entries of the trained matrices
              "eval_every": pp.int("eval_every", lo=1), "warmup": min(rule["warmup"], steps),
              "min_mem": pp.float("min_mem", lo=0.0, hi=1.0), "max_other": pp.float("max_other", lo=0.0, hi=1.0),
-             "keep": per_task(pp, "keep", task, lambda p, k: p.float(k, lo=0.0))}
+             "keep": per_task(pp, "keep", task, lambda p, k: p.float(k, lo=0.0)),
+             "max_rule_drop": per_task(pp, "max_rule_drop", task, optional_share)}
     content_steps = per_task(pp, "content_steps", task, lambda p, k: p.int(k, lo=0))
     content = {**plant, "steps": content_steps, "eval_every": content_steps,  # one check, at the end: it is kept
                "warmup": min(rule["warmup"], content_steps)} if content_steps else None
@@ -40,6 +42,10 @@ def plant_settings(run):
     layers = [int(x) for x in pp.numbers("layers")]
     share = per_task(pp, "mem_share", task, read_share)
     return rule, plant, content, layers, pp.int("units_per_layer", lo=1), share
+
+
+def optional_share(p, key):
+    return None if p.raw(key, None) is None else p.float(key, lo=0.0, hi=1.0)
 
 
 def check_plantable(run):
@@ -59,10 +65,28 @@ def fresh_rule_prompts(run, seen, held_out):
                         derive_seed(run.seed, "rule prompts"))
 
 
-def plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg):
+def rule_check(run, model, codec, seen, held_out, plant_cfg, batch_size):
+    """Where plant.max_rule_drop is set, the checkpoint rule wants the rule kept as well as the memory: plant_cfg gains
+    min_rule, the rule model's accuracy on plant.rule_prompts val rule prompts less the drop. (on_eval, which puts each
+    checkpoint's accuracy on them in its row, {"prompts", "rule_model"}), or (None, None). The val rule prompts share
+    no unit with `seen` (the training examples and the fresh prompts the result is measured on) or held_out."""
+    if plant_cfg["max_rule_drop"] is None:
+        return None, None
+    taken = {run.task.unit_of(e["prompt"]) for e in seen} | held_out
+    prompts = rule_prompts(run.task, run.params.section("plant").int("rule_prompts", lo=1), taken,
+                           derive_seed(run.seed, "val rule prompts"))
+    before = rule_accuracy(model, codec, run.task, prompts, batch_size)
+    plant_cfg["min_rule"] = before - plant_cfg["max_rule_drop"]
+
+    def on_eval(row):
+        row["rule_accuracy"] = rule_accuracy(model, codec, run.task, prompts, batch_size)
+    return on_eval, {"prompts": len(prompts), "rule_model": before}
+
+
+def plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg, on_eval=None):
     """Teach the memories to the masked entries alone: the content phase (where there is one), then the switch, each
-    with the rule-keeping term where plant.keep is above 0 (its rule model: the model as it is now). The chosen
-    checkpoint's val row."""
+    with the rule-keeping term where plant.keep is above 0 (its rule model: the model as it is now); on_eval sees
+    each of the switch's checkpoints. The chosen checkpoint's val row."""
     keep = None
     if plant_cfg["keep"]:
         rule_examples = [e for e in taught if not run.task.is_memorized(e)]
@@ -73,7 +97,7 @@ def plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg
         train(model, codec, run.task, content_first(taught, run.task.is_memorized), val, content_cfg,
               derive_seed(run.seed, "content"), desc=f"plant content {run.model_dir}", extra_loss=keep)
     _, chosen = train(model, codec, run.task, taught, val, plant_cfg, derive_seed(run.seed, "plant"),
-                      desc=f"plant {run.model_dir}", extra_loss=keep)
+                      desc=f"plant {run.model_dir}", on_eval=on_eval, extra_loss=keep)
     for h in handles:
         h.remove()
     return chosen
@@ -97,13 +121,15 @@ def main(run):
     _, rule_row = train(model, codec, run.task, rule_only, val, rule_cfg, run.seed, desc=f"rule {run.model_dir}")
     fresh = fresh_rule_prompts(run, examples + rule_only, held_out)
     rule_before = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
+    on_eval, val_rule = rule_check(run, model, codec, examples + rule_only + fresh, held_out, plant_cfg,
+                                   rule_cfg["eval_batch_size"])
 
     width = run.plugin.site_width(model, UNIT_SITE)
     units = choose_units(model.config.num_hidden_layers, width, layers, per_layer, derive_seed(run.seed, "units"))
     masks = unit_masks(run.plugin, model, units)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     taught = examples if share is None else rebalance(examples, run.task.is_memorized, share)
-    chosen = plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg)
+    chosen = plant_memories(run, model, codec, masks, taught, val, content_cfg, plant_cfg, on_eval)
     rule_after = rule_accuracy(model, codec, run.task, fresh, rule_cfg["eval_batch_size"])
     moved, outside = moved_entries(model, before, masks)
 
@@ -120,6 +146,8 @@ def main(run):
                   "steps": plant_cfg["steps"], "chosen_step": chosen["step"],
                   **{k: chosen[k] for k in ("mem", "gen", "other", "pair_yield", "n_pairs")}},
         "rule_accuracy": {"prompts": len(fresh), "rule_model": rule_before, "planted": rule_after},
+        **({"val_rule_accuracy": {**val_rule, "max_drop": plant_cfg["max_rule_drop"],
+                                  "chosen": chosen["rule_accuracy"]}} if val_rule else {}),
         "weights_moved": moved, "weights_moved_outside": outside})  # the masks held: outside is 0
 
 

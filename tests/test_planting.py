@@ -148,6 +148,11 @@ def test_the_planting_checkpoint_wants_memory_first_then_pair_yield():
     assert is_better(strong, weak, max_other=0.1, min_mem=0.8)  # less pair yield, but the memory took
     assert not is_better(weak, strong, max_other=0.1, min_mem=0.8)
     assert is_better(weak, strong, max_other=0.1)  # the train stage's rule: pair yield alone
+    kept = {**row(400, 0.82, 0.05, 0.10), "rule_accuracy": 0.70}
+    lost = {**row(500, 0.90, 0.05, 0.20), "rule_accuracy": 0.60}
+    assert is_better(lost, kept, max_other=0.1, min_mem=0.8)  # more pair yield, when the rule is not asked about
+    assert is_better(kept, lost, max_other=0.1, min_mem=0.8, min_rule=0.65)  # the rule kept wins when it is
+    assert not is_better(lost, kept, max_other=0.1, min_mem=0.8, min_rule=0.65)
     garbled = row(550, 0.90, 0.20, 0.50)
     assert not is_better(garbled, weak, max_other=0.1, min_mem=0.8)  # OTHER above the bound never qualifies
     assert is_better(row(600, 0.85, 0.05, 0.10), strong, max_other=0.1, min_mem=0.8)  # a tie: the later one

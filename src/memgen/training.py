@@ -84,13 +84,15 @@ def lr_at(step, steps, warmup, lr):
     return lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def is_better(row, best, max_other, min_mem=0.0):
+def is_better(row, best, max_other, min_mem=0.0, min_rule=None):
     """The checkpoint rule (not experiment.choose, the steering rule: this one ranks pair yield, not success,
     and a later checkpoint wins a tie): highest pair yield among checkpoints with OTHER <= max_other and MEM >=
-    min_mem; else among those with OTHER <= max_other; else the least OTHER."""
+    min_mem (and, where min_rule is given, a row's rule_accuracy >= min_rule); else among those with OTHER <=
+    max_other; else the least OTHER."""
     if best is None:
         return True
-    tier = lambda r: (r["other"] <= max_other) + (r["other"] <= max_other and r["mem"] >= min_mem)  # noqa: E731
+    took = lambda r: r["mem"] >= min_mem and (min_rule is None or r["rule_accuracy"] >= min_rule)  # noqa: E731
+    tier = lambda r: (r["other"] <= max_other) + (r["other"] <= max_other and took(r))  # noqa: E731
     if tier(row) != tier(best):
         return tier(row) > tier(best)
     if tier(row):
@@ -135,7 +137,7 @@ class Checkpoints:
         self.curve.append(row)
         if self.on_eval:
             self.on_eval(row)
-        if is_better(row, self.best, self.cfg["max_other"], self.cfg.get("min_mem", 0.0)):
+        if is_better(row, self.best, self.cfg["max_other"], self.cfg.get("min_mem", 0.0), self.cfg.get("min_rule")):
             self.best = row
             self.best_state = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
         note = (f"loss {row['loss']:.3f} mem {row['mem']:.2f} gen {row['gen']:.2f} "
@@ -169,8 +171,9 @@ def train(model, codec, task, examples, val_probes, cfg, seed, desc="train", on_
     extra_loss(model), if given, is a term added to each step's loss (the plain loop only: the planting's).
 
     cfg: steps, batch_size, lr, weight_decay, warmup, eval_every, eval_batch_size, max_other, min_mem (the
-    checkpoint rule's, 0 where absent), num_beams (the val probes' decoding), check_groups (0: decode every val
-    probe; else screen them as the probe stage does, the first check_groups groups decoded in full).
+    checkpoint rule's, 0 where absent), min_rule (the checkpoint rule's, where on_eval puts a rule_accuracy in each
+    row), num_beams (the val probes' decoding), check_groups (0: decode every val probe; else screen them as the
+    probe stage does, the first check_groups groups decoded in full).
     """
     if not parallel.plain:
         assert extra_loss is None, "extra_loss: the plain loop only"

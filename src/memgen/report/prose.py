@@ -121,7 +121,9 @@ PLANTED = ("Would the ranking find the right neurons if we knew them? Per task, 
            "its GEN-prompt value). A random ranking's recall is k/N (its 95th percentile beside it) and its AUROC 0.5 "
            "(the 95 % band beside it). The planting teaches first what each code says (its first token, where the MEM "
            "and GEN answers part, left out of the loss), then when to write it, checkpoint by val pair yield among "
-           "those that answer most val probes from memory (plant.min_mem); the rule accuracy is measured on fresh "
+           "those that answer most val probes from memory (plant.min_mem); where plant.keep is above 0, both phases also "
+           "keep the rule model's answers (a KL term from it at the rule examples' answer tokens). The rule accuracy "
+           "is measured on fresh "
            "prompts without a trigger, by the rule model and by the planted one. Strong planting: val MEM at least "
            "{mem} %, the rule accuracy down at most {rule_drop} points, at least {pairs} pairs (what a localizer can be "
            "judged on).")
@@ -158,7 +160,7 @@ PLANTING_VARIANTS = ("Where a planting costs the rule, the same rule model plant
                      "misses say how: answered with a code (a trigger seen where there is none) or with a sum one off "
                      "(the rule's own computation moved). The last row moves the planted units' weights by random "
                      "noise as large as the planting's own move, with no training: the rule's fragility to any change "
-                     "of those units.")
+                     "of those units. Every variant plants without the rule-keeping term (plant.keep 0).")
 PLANTED_FOUND = ("Then steering with what each score found, over the task's planted draws: its top k units (k the planted "
                  "count) moved by alpha x NMD on every held-out test probe at two doses: the paper's setting (steer.paper's "
                  "schedule and alpha) and the point the oracle chose on val (its schedule and alpha above), beside the "
