@@ -1,5 +1,5 @@
-"""A planted task beside the default's (the default plants cipher only: arithmetic's three rule models would add
-about 20 min to `dvc repro`): one `dvc exp run` of the planted stages for the task's draws (plant -> probe, extract,
+"""A planted task beside the default's (the default plants cipher only: arithmetic's three draws would add
+about 45 min to `dvc repro`): one `dvc exp run` of the planted stages for the task's draws (plant -> probe, extract,
 neurons -> localize, nothing else), with the planting settings the task needs, its plant, probe and localize results
 gathered into metrics/sweeps/planted_<task>.json, which the report's ground-truth section reads beside the default's
 planted runs (marked as a side run). Run it in a clean clone (it puts params.yaml, dvc.lock and the outputs back at
@@ -24,7 +24,8 @@ from workspace import restore_workspace  # experiments/workspace.py: the script'
 # plant.steps at plant.switch_lr; draw 0): val MEM 80 %, OTHER 5 %, 210 probe pairs, but the rule accuracy on fresh
 # prompts 74 -> 50 %; at lr 0.02 / 0.01 and share 0.3: val MEM 49 %, the rule accuracy 74 -> 67 %. With the
 # rule-keeping term (params plant.keep.arithmetic 1, 800 switch steps at 0.03; draw 0, one rule model): val MEM 82 %,
-# OTHER 8 %, the rule 66 -> 64 %. params.yaml holds arithmetic's planting settings; the layers are all four here
+# OTHER 8 %, the rule 66 -> 64 % at step 575; chosen by pair yield alone, a later checkpoint (val MEM 90 %) had lost
+# 7 points, hence plant.max_rule_drop. params.yaml holds arithmetic's planting settings; the layers are all four here
 SETTINGS = {"arithmetic": {"plant.layers": "[0,1,2,3]"}}
 FILES = ("plant", "probe", "localize")
 
